@@ -1,0 +1,215 @@
+"""ASGI `receive` / `send` for one request on a blocking connection.
+
+The body is read from the socket only when the app calls `receive()`, so an
+upload is never buffered whole. A streaming response (`more_body=True`) is
+written chunk by chunk by this same worker: the app is never started twice.
+"""
+
+import asyncio
+import socket
+from typing import Any
+
+from .connection import ClientDisconnected, Connection
+from .http1 import (
+    NEED_DATA,
+    Data,
+    EndOfMessage,
+    ProtocolError,
+    Request,
+    ResponseWriter,
+    simple_response,
+)
+
+_DISCONNECT = {"type": "http.disconnect"}
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+ERROR_BODIES = {
+    400: b"Bad Request\n",
+    408: b"Request Timeout\n",
+    413: b"Content Too Large\n",
+    414: b"URI Too Long\n",
+    431: b"Request Header Fields Too Large\n",
+    500: b"Internal Server Error\n",
+    501: b"Not Implemented\n",
+    503: b"Service Unavailable\n",
+    505: b"HTTP Version Not Supported\n",
+}
+
+
+class HTTPCycle:
+    __slots__ = (
+        "_disconnect_waiter",
+        "_pending",
+        "body_done",
+        "bytes_sent",
+        "conn",
+        "continue_sent",
+        "disconnected",
+        "max_body_size",
+        "received",
+        "request",
+        "response_complete",
+        "status",
+        "streamed",
+        "writer",
+    )
+
+    def __init__(
+        self, conn: Connection, request: Request, writer: ResponseWriter, max_body_size: int
+    ) -> None:
+        self.conn = conn
+        self.request = request
+        self.writer = writer
+        self.max_body_size = max_body_size
+        self.body_done = False
+        self.continue_sent = False
+        self.received = 0
+        self.disconnected = False
+        self.response_complete = False
+        self.status = 0
+        self.bytes_sent = 0
+        self.streamed = False
+        self._pending: Any = None
+        self._disconnect_waiter: asyncio.Future[None] | None = None
+
+    # -- receive ---------------------------------------------------------------
+    async def receive(self) -> dict[str, Any]:
+        if self.disconnected or self.response_complete:
+            return _DISCONNECT
+        if self.body_done:
+            return await self._wait_for_disconnect()
+        return self._read_body()
+
+    def _read_body(self) -> dict[str, Any]:
+        try:
+            event = self._next_body_event()
+        except ProtocolError as exc:
+            return self._abort(exc.status)
+        except TimeoutError:
+            return self._abort(408)
+        except OSError:
+            return self._abort(None)
+        if type(event) is EndOfMessage:
+            self.body_done = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        data = event.data
+        self.received += len(data)
+        if self.max_body_size and self.received > self.max_body_size:
+            return self._abort(413)
+        more_body = not self._peek_end()
+        return {"type": "http.request", "body": data, "more_body": more_body}
+
+    def _next_body_event(self) -> Data | EndOfMessage:
+        pending, self._pending = self._pending, None
+        if isinstance(pending, ProtocolError):
+            raise pending
+        if pending is not None:
+            return pending
+        parser = self.conn.parser
+        while True:
+            event = parser.next_event()
+            if event is not NEED_DATA:
+                return event  # type: ignore[return-value]
+            if self.request.expect_continue and not self.continue_sent:
+                self.continue_sent = True
+                if not self.writer.started:
+                    self.conn.send(_CONTINUE)
+            self.conn.read_blocking()
+
+    def _peek_end(self) -> bool:
+        """Look at already-buffered bytes so a body's last piece says more_body=False."""
+        try:
+            event = self.conn.parser.next_event()
+        except ProtocolError as exc:
+            self._pending = exc
+            return False
+        if type(event) is EndOfMessage:
+            self.body_done = True
+            return True
+        if event is not NEED_DATA:
+            self._pending = event
+        return False
+
+    def _abort(self, status: int | None) -> dict[str, Any]:
+        """The body cannot be read on: answer `status` if we still can, then disconnect."""
+        self.disconnected = True
+        if status is not None and not self.writer.started:
+            self.conn.send_nowait(simple_response(status, ERROR_BODIES[status]))
+            self.status = status
+            self.response_complete = True
+        return _DISCONNECT
+
+    async def _wait_for_disconnect(self) -> dict[str, Any]:
+        """Body read, response not done: suspend until the client goes away."""
+        loop = asyncio.get_running_loop()
+        waiter = self._disconnect_waiter = loop.create_future()
+        fd = self.conn.fd
+
+        def on_readable() -> None:
+            try:
+                data = self.conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            loop.remove_reader(fd)
+            if not data and not waiter.done():  # data would be a pipelined request
+                self.disconnected = True
+                waiter.set_result(None)
+
+        loop.add_reader(fd, on_readable)
+        try:
+            await waiter
+        finally:
+            loop.remove_reader(fd)
+            self._disconnect_waiter = None
+        return _DISCONNECT
+
+    # -- send ------------------------------------------------------------------
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.disconnected:
+            raise ClientDisconnected("the client disconnected")
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.writer.start(message["status"], message.get("headers", ()))
+            self.status = message["status"]
+        elif kind == "http.response.body":
+            self._send_body(message.get("body", b""), message.get("more_body", False))
+        else:
+            raise RuntimeError(f"unexpected ASGI message type {kind!r} on an http connection")
+
+    def _send_body(self, body: bytes, more_body: bool) -> None:
+        if self.response_complete:
+            raise RuntimeError("http.response.body after the response was complete")
+        data = self.writer.body(body, more_body)
+        if more_body:
+            self.streamed = True
+        else:
+            self.response_complete = True
+        if data:
+            try:
+                self.conn.send(data)
+            except ClientDisconnected:
+                self.disconnected = True
+                raise
+            self.bytes_sent += len(data)
+        waiter = self._disconnect_waiter
+        if not more_body and waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- after the app returned -------------------------------------------------
+    def drain_body(self) -> bool:
+        """Discard what is left of the request body if it is already here; False if not."""
+        if self.request.expect_continue and not self.continue_sent and not self.body_done:
+            return False  # the client may still be waiting to send it
+        if self._pending is not None:
+            return False
+        parser = self.conn.parser
+        while True:
+            try:
+                event = parser.next_event()
+            except ProtocolError:
+                return False
+            if event is NEED_DATA:
+                return False
+            if type(event) is not Data:
+                return True

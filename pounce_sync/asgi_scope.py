@@ -1,0 +1,52 @@
+"""Build the ASGI `http` scope from a parsed request head. Pure: no I/O."""
+
+from typing import Any
+from urllib.parse import unquote
+
+from .http1 import Request
+
+_HTTP_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
+
+
+def split_target(target: bytes) -> tuple[bytes, bytes]:
+    """(raw path, query string) for origin-, absolute- and asterisk-form targets."""
+    if target[:1] != b"/" and target != b"*":
+        # absolute-form: scheme://authority[/path][?query]
+        rest = target.split(b"://", 1)[1]
+        slash = rest.find(b"/")
+        question = rest.find(b"?")
+        if slash < 0 or 0 <= question < slash:
+            target = b"/" + (rest[question:] if question >= 0 else b"")
+        else:
+            target = rest[slash:]
+    path, _, query = target.partition(b"?")
+    return path, query
+
+
+def build_http_scope(
+    request: Request,
+    *,
+    scheme: str,
+    client: tuple[str, int] | None,
+    server: tuple[str, int] | None,
+    root_path: str,
+    state: dict[str, Any] | None,
+) -> dict[str, Any]:
+    raw_path, query = split_target(request.target)
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": _HTTP_VERSIONS[request.http_version],
+        "server": server,
+        "client": client,
+        "scheme": scheme,
+        "method": request.method.decode("ascii"),
+        "root_path": root_path,
+        "path": root_path + unquote(raw_path.decode("ascii")),
+        "raw_path": raw_path,
+        "query_string": query,
+        "headers": list(request.headers),
+    }
+    if state is not None:
+        scope["state"] = state.copy()
+    return scope

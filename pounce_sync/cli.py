@@ -1,0 +1,71 @@
+"""Command line: flags derived from `Config` fields, errors as one line and exit 2."""
+
+import argparse
+import sys
+import types
+import typing
+from dataclasses import MISSING, fields
+from typing import Any, NoReturn
+
+from .config import Config, ConfigError
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _base_type(annotation: Any) -> type:
+    """`int | None` -> int, `Literal[...]` -> str."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _base_type(args[0])
+    if typing.get_origin(annotation) is typing.Literal:
+        return str
+    return annotation
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(
+        prog="pounce-sync",
+        description="Serve an ASGI application on blocking worker threads.",
+    )
+    hints = typing.get_type_hints(Config)
+    for f in fields(Config):
+        help_text = f.metadata["help"]
+        if f.metadata.get("flag") == "":
+            parser.add_argument(f.name, nargs="?", default=f.default, help=help_text)
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else None
+        kind = _base_type(hints[f.name])
+        if kind is bool:
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=default, help=help_text
+            )
+        else:
+            parser.add_argument(
+                flag,
+                type=kind,
+                default=default,
+                choices=f.metadata.get("choices") or None,
+                metavar=f.name.upper(),
+                help=f"{help_text} (default: {default})",
+            )
+    return parser
+
+
+def config_from_args(argv: list[str] | None = None) -> Config:
+    parser = build_parser()
+    namespace = parser.parse_args(argv)
+    try:
+        return Config(**vars(namespace))
+    except ConfigError as exc:
+        parser.error(str(exc))
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    config = config_from_args(argv)
+    from .server import run_config
+
+    sys.exit(run_config(config))

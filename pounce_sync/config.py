@@ -1,0 +1,114 @@
+"""Every setting, declared once: a frozen dataclass whose field metadata drives the CLI and docs.
+
+One `Config` is built at start-up, validated, and then shared read-only by every
+thread, so nothing on the request path needs a lock to read a setting.
+"""
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+LifespanMode = Literal["auto", "on", "off"]
+CoroutineDriver = Literal["auto", "eager", "loop"]
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; the message is shown to the user as one line."""
+
+
+def setting(default: Any, help: str, *, flag: str | None = None, choices: tuple = ()) -> Any:
+    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices})
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    app: str | None = setting(
+        None, "Application as module:attribute; omitted, the built-in diagnostic app.", flag=""
+    )
+    host: str = setting("127.0.0.1", "Address to bind.")
+    port: int = setting(8000, "Port to bind (0 picks a free port).")
+    uds: str | None = setting(None, "Bind a Unix domain socket at this path instead of TCP.")
+    backlog: int = setting(2048, "Listen backlog.")
+    app_dir: str = setting(".", "Directory put first on sys.path to import the app.")
+    factory: bool = setting(False, "The app attribute is a factory; call it to get the app.")
+    workers: int = setting(1, "Worker threads; 0 means os.cpu_count().")
+    root_path: str = setting("", "ASGI root_path, for apps mounted below a URL prefix.")
+    lifespan: LifespanMode = setting(
+        "auto", "Run the ASGI lifespan protocol.", choices=("auto", "on", "off")
+    )
+    coroutine_driver: CoroutineDriver = setting(
+        "auto",
+        "How a worker runs an ASGI coroutine: 'eager' steps it without the event loop until it "
+        "really awaits; 'loop' runs each request on the thread's loop. auto = eager.",
+        choices=("auto", "eager", "loop"),
+    )
+    timeout_keep_alive: float = setting(5.0, "Seconds an idle keep-alive connection is kept.")
+    timeout_header_read: float = setting(
+        10.0, "Deadline in seconds for a whole request head (slow-client defence); 408 after."
+    )
+    timeout_body_read: float = setting(
+        30.0, "Seconds the request body may stay silent before the request is abandoned."
+    )
+    timeout_write: float = setting(30.0, "Seconds a blocked response write may wait.")
+    timeout_graceful_shutdown: float = setting(
+        30.0, "Seconds in-flight requests get to finish on shutdown."
+    )
+    limit_concurrency: int | None = setting(
+        None, "Open connections allowed; requests on connections past this get 503."
+    )
+    max_body_size: int = setting(
+        100 * 1024 * 1024, "Largest request body in bytes (413 past it); 0 for no limit."
+    )
+    limit_request_line: int = setting(8190, "Longest request line in bytes (414 past it).")
+    limit_request_fields: int = setting(100, "Most header fields in a request (431 past it).")
+    limit_request_headers_size: int = setting(
+        65536, "Largest header block in bytes after the request line (431 past it)."
+    )
+    access_log: bool = setting(True, "Log one line per request.")
+    log_level: LogLevel = setting(
+        "info", "Log level.", choices=("critical", "error", "warning", "info", "debug", "trace")
+    )
+    server_header: bool = setting(True, "Send a Server header.")
+    date_header: bool = setting(True, "Send a Date header.")
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+    @property
+    def server_name(self) -> bytes:
+        return b"pounce-sync"
+
+
+def _validate(config: Config) -> None:
+    if not 0 <= config.port <= 65535:
+        raise ConfigError(f"--port must be between 0 and 65535, got {config.port}")
+    if config.workers < 0:
+        raise ConfigError(f"--workers must be 0 or more, got {config.workers}")
+    if config.backlog < 1:
+        raise ConfigError(f"--backlog must be at least 1, got {config.backlog}")
+    for name in (
+        "timeout_keep_alive",
+        "timeout_header_read",
+        "timeout_body_read",
+        "timeout_write",
+    ):
+        if getattr(config, name) <= 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be positive")
+    if config.timeout_graceful_shutdown < 0:
+        raise ConfigError("--timeout-graceful-shutdown must be 0 or more")
+    if config.limit_concurrency is not None and config.limit_concurrency < 1:
+        raise ConfigError("--limit-concurrency must be at least 1")
+    if config.max_body_size < 0:
+        raise ConfigError("--max-body-size must be 0 or more")
+    for name in ("limit_request_line", "limit_request_fields", "limit_request_headers_size"):
+        if getattr(config, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+    for f in fields(config):
+        choices = f.metadata.get("choices")
+        if choices and getattr(config, f.name) not in choices:
+            raise ConfigError(f"--{f.name.replace('_', '-')} must be one of {', '.join(choices)}")

@@ -1,0 +1,104 @@
+"""Run an ASGI coroutine to completion from a blocking worker thread, cheaply.
+
+Most request handlers never really suspend: `receive()` and `send()` on the sync
+path complete without waiting. Two drivers, chosen by `--coroutine-driver`:
+
+* `LoopDriver`: `loop.run_until_complete()` on a loop reused by the thread.
+  Always correct; pays for a full loop iteration or two per request.
+* `EagerDriver`: starts the coroutine as an *eager* asyncio Task
+  (`eager_start=True`), which runs it synchronously, as a real Task with a
+  current task and its own context, until it first awaits something that is not
+  ready. If it finishes there, the loop never turns. If it suspends, the same
+  Task is finished on the thread's loop — the coroutine is never restarted.
+  Python 3.11 has no eager tasks; there the driver runs the Task's first step
+  from the loop's ready queue itself, which is what eager_start does.
+
+The measured difference is in docs/benchmarks.md.
+"""
+
+import asyncio
+import sys
+import threading
+from collections.abc import Coroutine
+from typing import Any, Protocol
+
+
+class CoroutineDriver(Protocol):
+    def run(self, coro: Coroutine[Any, Any, None]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class LoopDriver:
+    """One event loop per worker thread, run for each request."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+
+    def run(self, coro: Coroutine[Any, Any, None]) -> None:
+        self.loop.run_until_complete(coro)
+
+    def close(self) -> None:
+        _close_loop(self.loop)
+
+
+class EagerDriver:
+    """Step the coroutine as an eager Task; turn the loop only if it really suspends."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread_id = threading.get_ident()
+
+    def run(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self._start(coro)
+        if task.done():
+            task.result()  # re-raise the app's exception, if any
+        else:
+            self.loop.run_until_complete(task)
+
+    if sys.version_info >= (3, 12):
+
+        def _start(self, coro: Coroutine[Any, Any, None]) -> "asyncio.Task[None]":
+            loop = self.loop
+            # An eager Task starts at once only on a running loop; mark this thread's loop as
+            # running for the synchronous first step, exactly as run_forever() would.
+            loop._thread_id = self._thread_id  # type: ignore[attr-defined]
+            asyncio._set_running_loop(loop)
+            try:
+                return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
+            finally:
+                asyncio._set_running_loop(None)
+                loop._thread_id = None  # type: ignore[attr-defined]
+
+    else:
+
+        def _start(self, coro: Coroutine[Any, Any, None]) -> "asyncio.Task[None]":
+            loop = self.loop
+            # Python 3.11 has no eager tasks: create the Task, then run the first step it
+            # just scheduled (the newest entry of the loop's ready queue) ourselves.
+            asyncio._set_running_loop(loop)
+            try:
+                task = loop.create_task(coro)
+                loop._ready.pop()._run()  # type: ignore[attr-defined]
+            finally:
+                asyncio._set_running_loop(None)
+            return task
+
+    def close(self) -> None:
+        _close_loop(self.loop)
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
+
+
+def make_driver(kind: str) -> CoroutineDriver:
+    return LoopDriver() if kind == "loop" else EagerDriver()

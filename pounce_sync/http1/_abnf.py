@@ -1,0 +1,32 @@
+"""RFC 9110 / 9112 grammar as compiled byte regexes, in one place."""
+
+import re
+
+# token = 1*tchar
+TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+TOKEN = TCHAR + rb"+"
+
+# request-line = method SP request-target SP HTTP-version
+# The target is checked for forbidden bytes here and for its form in the parser.
+REQUEST_LINE = re.compile(rb"(" + TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
+
+# field-line = field-name ":" OWS field-value OWS
+# field-value bytes: HTAB, SP, VCHAR, obs-text.  No CR, LF, NUL or other CTL.
+FIELD_LINE = re.compile(rb"(" + TOKEN + rb"):[ \t]*([\t\x20-\x7e\x80-\xff]*?)[ \t]*")
+
+# chunk-size [ chunk-ext ]; extensions are validated, then ignored.
+CHUNK_EXT = (
+    rb"(?:[ \t]*;[ \t]*"
+    + TOKEN
+    + rb"(?:[ \t]*=[ \t]*(?:"
+    + TOKEN
+    + rb'|"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"))?)*'
+)
+CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})" + CHUNK_EXT)
+
+DIGITS = re.compile(rb"[0-9]{1,18}")
+BARE_LF = re.compile(rb"(?<!\r)\n")
+
+# For values the application hands us: anything but CR, LF and NUL reaches the wire.
+RESPONSE_FIELD_NAME = re.compile(TOKEN)
+RESPONSE_FIELD_VALUE = re.compile(rb"[^\r\n\x00]*")

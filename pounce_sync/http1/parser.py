@@ -1,0 +1,335 @@
+"""Sans-I/O HTTP/1.1 request parser: bytes in (`feed`), events out (`next_event`).
+
+Strict by default (RFC 9112): anything that could let two parsers disagree on
+where a message ends is a `ProtocolError` carrying the status to answer with.
+The parser never touches a socket, so the sync workers and the AsyncPool share it.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import _abnf
+from .errors import ProtocolError
+from .events import (
+    NEED_DATA,
+    PAUSED,
+    BodyFraming,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Event,
+    Request,
+)
+
+_MAX_CHUNK_LINE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class ParserLimits:
+    max_request_line: int = 8190
+    max_header_bytes: int = 65536  # the header block after the request line
+    max_headers: int = 100
+
+
+Headers = tuple[tuple[bytes, bytes], ...]
+
+
+def _parse_fields(lines: list[bytes], limits: ParserLimits) -> Headers:
+    if len(lines) > limits.max_headers:
+        raise ProtocolError(431, "too many header fields")
+    fields = []
+    match = _abnf.FIELD_LINE.fullmatch
+    for line in lines:
+        m = match(line)
+        if m is None:
+            raise ProtocolError(400, _field_error(line))
+        fields.append((m[1].lower(), m[2]))
+    return tuple(fields)
+
+
+def _field_error(line: bytes) -> str:
+    if line[:1] in (b" ", b"\t"):
+        return "obsolete line folding is not allowed"
+    if b"\r" in line or b"\n" in line:
+        return "bare CR or LF in the request head"
+    if b":" in line and line.split(b":", 1)[0].rstrip(b" \t") != line.split(b":", 1)[0]:
+        return "whitespace before the colon in a header field"
+    return "invalid header field"
+
+
+def _content_length(values: list[bytes]) -> int:
+    if len(values) != 1:
+        raise ProtocolError(400, "duplicate Content-Length")
+    if _abnf.DIGITS.fullmatch(values[0]) is None:
+        raise ProtocolError(400, "invalid Content-Length")
+    return int(values[0])
+
+
+def _transfer_codings(values: list[bytes], http_version: bytes) -> None:
+    """Accept only a single, final `chunked`; RFC 9112 6.1 and 6.3."""
+    if http_version == b"1.0":
+        raise ProtocolError(400, "Transfer-Encoding in an HTTP/1.0 request")
+    codings = [c.strip().lower() for v in values for c in v.split(b",")]
+    if any(c != b"chunked" for c in codings):
+        raise ProtocolError(501, "unsupported Transfer-Encoding")
+    if len(codings) != 1:
+        raise ProtocolError(400, "invalid Transfer-Encoding")
+
+
+def _check_target(method: bytes, target: bytes) -> None:
+    first = target[:1]
+    if first == b"/":
+        return
+    if target == b"*":
+        if method != b"OPTIONS":
+            raise ProtocolError(400, "asterisk-form is only valid for OPTIONS")
+        return
+    if target.lower().startswith((b"http://", b"https://")):
+        return
+    raise ProtocolError(400, "invalid request target")
+
+
+def _parse_request_line(line: bytes, limits: ParserLimits) -> tuple[bytes, bytes, bytes]:
+    if len(line) > limits.max_request_line:
+        raise ProtocolError(414, "request line too long")
+    m = _abnf.REQUEST_LINE.fullmatch(line)
+    if m is None:
+        if b"\r" in line or b"\n" in line:
+            raise ProtocolError(400, "bare CR or LF in the request head")
+        raise ProtocolError(400, "invalid request line")
+    method, target, major, minor = m.groups()
+    if major != b"1" or minor not in (b"0", b"1"):
+        raise ProtocolError(505, "HTTP version not supported")
+    _check_target(method, target)
+    return method, target, major + b"." + minor
+
+
+def parse_head(head: bytes, limits: ParserLimits) -> Request:
+    """Turn a complete request head (without its final CRLF CRLF) into a Request."""
+    lines = head.split(b"\r\n")
+    method, target, version = _parse_request_line(lines[0], limits)
+    headers = _parse_fields(lines[1:], limits)
+    return _build_request(method, target, version, headers)
+
+
+def _build_request(method: bytes, target: bytes, version: bytes, headers: Headers) -> Request:
+    cl_values: list[bytes] = []
+    te_values: list[bytes] = []
+    hosts = 0
+    connection = b""
+    expect = b""
+    upgrade = None
+    for name, value in headers:
+        if name == b"host":
+            hosts += 1
+        elif name == b"content-length":
+            cl_values.extend(value.split(b",") if b"," in value else (value,))
+        elif name == b"transfer-encoding":
+            te_values.append(value)
+        elif name == b"connection":
+            connection += b"," + value.lower()
+        elif name == b"expect":
+            expect = value.lower()
+        elif name == b"upgrade":
+            upgrade = value.lower()
+    if hosts > 1 or (hosts == 0 and version == b"1.1"):
+        raise ProtocolError(400, "missing or duplicate Host header")
+    framing, length = BodyFraming.NONE, None
+    if te_values:
+        if cl_values:
+            raise ProtocolError(400, "both Content-Length and Transfer-Encoding")
+        _transfer_codings(te_values, version)
+        framing = BodyFraming.CHUNKED
+    elif cl_values:
+        length = _content_length(cl_values)
+        framing = BodyFraming.LENGTH if length else BodyFraming.NONE
+    tokens = {t.strip() for t in connection.split(b",")} if connection else set()
+    if version == b"1.1":
+        keep_alive = b"close" not in tokens
+    else:
+        keep_alive = b"keep-alive" in tokens and b"close" not in tokens
+    return Request(
+        method=method,
+        target=target,
+        http_version=version,
+        headers=headers,
+        keep_alive=keep_alive,
+        expect_continue=version == b"1.1" and expect == b"100-continue",
+        framing=framing,
+        content_length=length,
+        upgrade=upgrade,
+    )
+
+
+class RequestParser:
+    """One connection's request stream: head, body, then pause until the response is done."""
+
+    def __init__(self, limits: ParserLimits | None = None) -> None:
+        self.limits = limits or ParserLimits()
+        self._buf = bytearray()
+        self._eof = False
+        self._state: Callable[[], Event] = self._read_head
+        self._remaining = 0  # body bytes left in the current length-framed message or chunk
+
+    # -- input -----------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        """Add bytes from the peer; b"" means the peer closed its side."""
+        if data:
+            self._buf += data
+        else:
+            self._eof = True
+
+    @property
+    def buffered(self) -> bytes:
+        """Bytes received but not yet turned into events (used by handoffs)."""
+        return bytes(self._buf)
+
+    @property
+    def has_buffered_data(self) -> bool:
+        return bool(self._buf)
+
+    def start_next_cycle(self) -> None:
+        """Called once the response to the current request is complete."""
+        if self._state != self._paused:
+            raise RuntimeError("start_next_cycle() before the request body was read")
+        self._state = self._read_head
+
+    # -- output ----------------------------------------------------------------
+    def next_event(self) -> Event:
+        return self._state()
+
+    def _paused(self) -> Event:
+        return PAUSED
+
+    def _read_head(self) -> Event:
+        buf = self._buf
+        # RFC 9112 2.2: ignore empty lines received before the request line.
+        while buf[:2] == b"\r\n":
+            del buf[:2]
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            return self._incomplete_head()
+        head = bytes(buf[:end])
+        del buf[: end + 4]
+        request = parse_head(head, self.limits)
+        self._start_body(request)
+        return request
+
+    def _incomplete_head(self) -> Event:
+        buf = self._buf
+        limits = self.limits
+        line_end = buf.find(b"\r\n")
+        if line_end < 0 and len(buf) > limits.max_request_line:
+            raise ProtocolError(414, "request line too long")
+        if line_end > limits.max_request_line:
+            raise ProtocolError(414, "request line too long")
+        if _abnf.BARE_LF.search(buf) is not None:
+            raise ProtocolError(400, "bare LF in the request head")
+        if len(buf) > limits.max_request_line + limits.max_header_bytes:
+            raise ProtocolError(431, "request header block too large")
+        if self._eof:
+            if buf:
+                raise ProtocolError(400, "connection closed inside the request head")
+            return ConnectionClosed()
+        return NEED_DATA
+
+    def _start_body(self, request: Request) -> None:
+        if request.framing is BodyFraming.LENGTH:
+            self._remaining = request.content_length or 0
+            self._state = self._read_length_body
+        elif request.framing is BodyFraming.CHUNKED:
+            self._state = self._read_chunk_size
+        else:
+            self._state = self._end_of_message
+
+    def _end_of_message(self) -> Event:
+        self._state = self._paused
+        return EndOfMessage()
+
+    def _read_length_body(self) -> Event:
+        if self._remaining == 0:
+            return self._end_of_message()
+        buf = self._buf
+        if not buf:
+            if self._eof:
+                raise ProtocolError(400, "connection closed inside the request body")
+            return NEED_DATA
+        n = min(self._remaining, len(buf))
+        data = bytes(buf[:n])
+        del buf[:n]
+        self._remaining -= n
+        return Data(data)
+
+    def _read_chunk_size(self) -> Event:
+        buf = self._buf
+        end = buf.find(b"\r\n", 0, _MAX_CHUNK_LINE)
+        if end < 0:
+            return self._need_line("chunk size line")
+        m = _abnf.CHUNK_SIZE_LINE.fullmatch(buf, 0, end)
+        if m is None:
+            raise ProtocolError(400, "invalid chunk size line")
+        size = int(m[1], 16)
+        del buf[: end + 2]
+        if size == 0:
+            self._state = self._read_trailers
+            return self._read_trailers()
+        self._remaining = size
+        self._state = self._read_chunk_data
+        return self._read_chunk_data()
+
+    def _need_line(self, what: str) -> Event:
+        buf = self._buf
+        if len(buf) >= _MAX_CHUNK_LINE or _abnf.BARE_LF.search(buf) is not None:
+            raise ProtocolError(400, f"invalid {what}")
+        if self._eof:
+            raise ProtocolError(400, "connection closed inside the request body")
+        return NEED_DATA
+
+    def _read_chunk_data(self) -> Event:
+        buf = self._buf
+        if not buf:
+            if self._eof:
+                raise ProtocolError(400, "connection closed inside the request body")
+            return NEED_DATA
+        n = min(self._remaining, len(buf))
+        data = bytes(buf[:n])
+        del buf[:n]
+        self._remaining -= n
+        if self._remaining == 0:
+            self._state = self._read_chunk_end
+        return Data(data)
+
+    def _read_chunk_end(self) -> Event:
+        buf = self._buf
+        if len(buf) < 2:
+            if self._eof:
+                raise ProtocolError(400, "connection closed inside the request body")
+            if buf and buf != b"\r"[: len(buf)]:
+                raise ProtocolError(400, "chunk data not followed by CRLF")
+            return NEED_DATA
+        if buf[:2] != b"\r\n":
+            raise ProtocolError(400, "chunk data not followed by CRLF")
+        del buf[:2]
+        self._state = self._read_chunk_size
+        return self._read_chunk_size()
+
+    def _read_trailers(self) -> Event:
+        buf = self._buf
+        if buf[:2] == b"\r\n":
+            del buf[:2]
+            self._state = self._paused
+            return EndOfMessage()
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buf) > self.limits.max_header_bytes:
+                raise ProtocolError(431, "trailer section too large")
+            if _abnf.BARE_LF.search(buf) is not None:
+                raise ProtocolError(400, "bare LF in the trailer section")
+            if self._eof:
+                raise ProtocolError(400, "connection closed inside the request body")
+            return NEED_DATA
+        lines = bytes(buf[:end]).split(b"\r\n")
+        del buf[: end + 4]
+        trailers = _parse_fields(lines, self.limits)
+        self._state = self._paused
+        return EndOfMessage(trailers)

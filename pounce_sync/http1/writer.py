@@ -1,0 +1,175 @@
+"""Sans-I/O response serialisation: the app's status, headers and body in, wire bytes out.
+
+`ResponseWriter` decides the framing once, when the first body message arrives:
+Content-Length when the app gave one or the body is complete in one message,
+chunked when an HTTP/1.1 response streams, close-delimited on HTTP/1.0.
+"""
+
+from collections.abc import Iterable
+from http import HTTPStatus
+
+from . import _abnf
+from .errors import LocalProtocolError
+from .events import Request
+
+_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+_NO_BODY_STATUSES = frozenset({204, 304})
+
+Header = tuple[bytes, bytes]
+
+
+def status_line(status: int) -> bytes:
+    return b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b""))
+
+
+def validate_headers(headers: Iterable[Header]) -> list[Header]:
+    """Reject names or values that would let an app split or smuggle a response."""
+    checked = []
+    name_ok = _abnf.RESPONSE_FIELD_NAME.fullmatch
+    value_ok = _abnf.RESPONSE_FIELD_VALUE.fullmatch
+    for name, value in headers:
+        name, value = bytes(name), bytes(value)
+        if name_ok(name) is None or value_ok(value) is None:
+            raise LocalProtocolError(f"invalid response header {name!r}: {value!r}")
+        checked.append((name, value))
+    return checked
+
+
+def encode_chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data) if data else b""
+
+
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+def simple_response(status: int, body: bytes, extra: Iterable[Header] = ()) -> bytes:
+    """A complete close-delimited error response, used before any app runs."""
+    head = [status_line(status)]
+    for name, value in (
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", b"%d" % len(body)),
+        (b"connection", b"close"),
+        *extra,
+    ):
+        head.append(b"%s: %s\r\n" % (name, value))
+    return b"".join(head) + b"\r\n" + body
+
+
+class ResponseWriter:
+    """One response: `start()` then `body()` calls; each `body()` returns bytes to send."""
+
+    __slots__ = (
+        "_content_length",
+        "_default_headers",
+        "_framing",
+        "_head_only",
+        "_headers",
+        "_keep_alive",
+        "_request",
+        "_sent",
+        "_status",
+        "finished",
+    )
+
+    def __init__(self, request: Request, keep_alive: bool, default_headers: list[Header]) -> None:
+        self._request = request
+        self._keep_alive = keep_alive
+        self._default_headers = default_headers
+        self._status = 0
+        self._headers: list[Header] = []
+        self._content_length: int | None = None
+        self._framing = b""  # b"length", b"chunked", b"close" or b"none"
+        self._head_only = request.method == b"HEAD"
+        self._sent = 0
+        self.finished = False
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether the connection may carry another request after this response."""
+        return self._keep_alive
+
+    @property
+    def started(self) -> bool:
+        return self._status != 0
+
+    def start(self, status: int, headers: Iterable[Header]) -> None:
+        if self._status:
+            raise LocalProtocolError("response already started")
+        if not 200 <= status <= 999:
+            raise LocalProtocolError(f"invalid final status {status}")
+        kept = []
+        for name, value in validate_headers(headers):
+            lname = name.lower()
+            if lname == b"content-length":
+                if self._content_length is not None or _abnf.DIGITS.fullmatch(value) is None:
+                    raise LocalProtocolError(f"invalid Content-Length {value!r}")
+                self._content_length = int(value)
+                continue
+            elif lname == b"transfer-encoding":
+                continue  # framing is ours to choose
+            elif lname == b"connection" and b"close" in value.lower():
+                self._keep_alive = False
+                continue
+            kept.append((name, value))
+        self._status = status
+        self._headers = kept
+
+    def body(self, data: bytes, more_body: bool) -> bytes:
+        if not self._status:
+            raise LocalProtocolError("body before http.response.start")
+        if self.finished:
+            raise LocalProtocolError("body after the response was complete")
+        out = self._head(data, more_body) if not self._framing else b""
+        if self._framing == b"length":
+            self._sent += len(data)
+            if self._sent > (self._content_length or 0):
+                raise LocalProtocolError("response body longer than its Content-Length")
+        if not more_body:
+            self._finish()
+        if self._head_only or self._framing == b"none":
+            return out
+        if self._framing == b"chunked":
+            return out + encode_chunk(data) + (b"" if more_body else LAST_CHUNK)
+        return out + data if out else data
+
+    def _finish(self) -> None:
+        self.finished = True
+        if self._framing == b"length" and not self._head_only:
+            if self._sent != self._content_length:
+                self._keep_alive = False  # the client cannot find the end of this message
+        elif self._framing == b"close":
+            self._keep_alive = False
+
+    def _choose_framing(self, data: bytes, more_body: bool) -> bytes:
+        status = self._status
+        if status in _NO_BODY_STATUSES or status < 200:
+            return b"none"
+        if self._content_length is not None:
+            return b"length"
+        if not more_body:
+            self._content_length = len(data)
+            return b"length"
+        if self._head_only:
+            return b"none"
+        if self._request.http_version == b"1.1":
+            self._headers.append((b"transfer-encoding", b"chunked"))
+            return b"chunked"
+        return b"close"
+
+    def _head(self, data: bytes, more_body: bool) -> bytes:
+        framing = self._framing = self._choose_framing(data, more_body)
+        if framing == b"close":
+            self._keep_alive = False
+        if framing == b"length":
+            self._headers.append((b"content-length", b"%d" % self._content_length))
+        parts = [status_line(self._status)]
+        for name, value in self._default_headers:
+            parts.append(b"%s: %s\r\n" % (name, value))
+        for name, value in self._headers:
+            parts.append(b"%s: %s\r\n" % (name, value))
+        if not self._keep_alive:
+            parts.append(b"connection: close\r\n")
+        elif self._request.http_version == b"1.0":
+            parts.append(b"connection: keep-alive\r\n")
+        parts.append(b"\r\n")
+        return b"".join(parts)

@@ -1,0 +1,77 @@
+"""Bind listening sockets; failures become one-line `BindError`s."""
+
+import errno
+import os
+import socket
+import stat
+
+from .config import Config
+from .serve_context import Listener
+
+
+class BindError(Exception):
+    """Could not bind; the message is one line for the user."""
+
+
+def _describe(exc: OSError, where: str) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return f"address {where} is already in use"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"permission denied binding {where}"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"cannot bind {where}: address not available on this machine"
+    return f"cannot bind {where}: {exc.strerror or exc}"
+
+
+def bind_tcp(host: str, port: int, backlog: int) -> Listener:
+    host = host.strip("[]")
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise BindError(f"cannot resolve host {host!r}: {exc.strerror}") from exc
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise BindError(_describe(exc, where)) from exc
+    sock.setblocking(False)
+    bound_host, bound_port = sock.getsockname()[:2]
+    return Listener(sock, "http", (bound_host, bound_port))
+
+
+def bind_unix(path: str, backlog: int) -> Listener:
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.unlink(path)  # a stale socket from an earlier run
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise BindError(_describe(exc, path)) from exc
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise BindError(_describe(exc, f"unix:{path}")) from exc
+    sock.setblocking(False)
+    return Listener(sock, "http", None)
+
+
+def bind_listeners(config: Config) -> list[Listener]:
+    if config.uds:
+        return [bind_unix(config.uds, config.backlog)]
+    return [bind_tcp(config.host, config.port, config.backlog)]
+
+
+def describe_listener(listener: Listener) -> str:
+    if listener.server is None:
+        return f"unix:{listener.sock.getsockname()}"
+    host, port = listener.server
+    host = f"[{host}]" if ":" in host else host
+    return f"{listener.scheme}://{host}:{port}"

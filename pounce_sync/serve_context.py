@@ -1,0 +1,89 @@
+"""What all workers of one server share: the frozen config and a few thread-safe objects."""
+
+import errno
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import Config
+from .connection import Connection
+from .http1 import ParserLimits
+from .idle_poller import IdlePoller
+
+error_log = logging.getLogger("pounce_sync.error")
+
+# Accept errors that mean "out of descriptors or memory": pause accepting instead of spinning.
+_RESOURCE_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+ACCEPT_PAUSE = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    sock: socket.socket
+    scheme: str
+    server: tuple[str, int] | None  # scope["server"]; None for Unix sockets
+
+
+class ConnectionCounter:
+    """Open connections, exact under free-threading (a lock, not `+=` on a shared int)."""
+
+    def __init__(self, limit: int | None) -> None:
+        self._lock = threading.Lock()
+        self._open = 0
+        self._limit = limit
+
+    def acquire(self) -> bool:
+        """Count one more connection; False if that exceeds the limit."""
+        with self._lock:
+            self._open += 1
+            return self._limit is None or self._open <= self._limit
+
+    def release(self) -> None:
+        with self._lock:
+            self._open -= 1
+
+    @property
+    def open(self) -> int:
+        return self._open
+
+
+@dataclass(frozen=True, slots=True)
+class ServeContext:
+    config: Config
+    app: Any
+    poller: IdlePoller
+    listeners: dict[int, Listener]  # filled before workers start, read-only after
+    lifespan_state: dict[str, Any] | None
+    stopping: threading.Event = field(default_factory=threading.Event)
+    connections: ConnectionCounter = field(default_factory=lambda: ConnectionCounter(None))
+    limits: ParserLimits = field(default_factory=ParserLimits)
+    _paused: list[tuple[float, Listener]] = field(default_factory=list)
+    _paused_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def open_connection(self, sock: socket.socket, addr: Any, listener: Listener) -> Connection:
+        client = (addr[0], addr[1]) if isinstance(addr, tuple) else None
+        if client is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = Connection(sock, client, listener.server, listener.scheme, self.limits)
+        conn.set_timeouts(self.config.timeout_body_read, self.config.timeout_write)
+        conn.over_limit = not self.connections.acquire()
+        return conn
+
+    def pause_accepting(self, listener: Listener, exc: OSError) -> None:
+        """Out of descriptors: stop accepting on `listener` briefly rather than spin or die."""
+        if exc.errno not in _RESOURCE_ERRNOS:
+            self.poller.rearm_listener(listener.sock)
+            return
+        error_log.warning("accept() failed (%s); pausing accepting for %.1fs", exc, ACCEPT_PAUSE)
+        with self._paused_lock:
+            self._paused.append((time.monotonic() + ACCEPT_PAUSE, listener))
+
+    def resume_paused_listeners(self, now: float) -> None:
+        with self._paused_lock:
+            due = [item for item in self._paused if item[0] <= now]
+            self._paused[:] = [item for item in self._paused if item[0] > now]
+        for _, listener in due:
+            self.poller.rearm_listener(listener.sock)

@@ -1,0 +1,195 @@
+"""The server layer: load, bind, run lifespan, start workers, shut down gracefully."""
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from types import FrameType
+from typing import Any
+
+from . import __version__
+from .config import Config
+from .diagnostic_app import make_diagnostic_app
+from .http1 import ParserLimits, simple_response
+from .idle_poller import IdlePoller
+from .importer import AppImportError, load_app
+from .lifespan import Lifespan, LifespanFailure
+from .listeners import BindError, bind_listeners, describe_listener
+from .logs import configure_logging
+from .runtime import gil_enabled, raise_open_files_limit
+from .serve_context import ConnectionCounter, Listener, ServeContext
+from .sync_worker import SyncWorker, start_worker_thread
+
+error_log = logging.getLogger("pounce_sync.error")
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_STARTUP_FAILURE = 3
+REAP_INTERVAL = 0.25
+
+
+def run_config(config: Config) -> int:
+    """Run until a shutdown signal; returns the process exit code."""
+    configure_logging(config.log_level)
+    raise_open_files_limit()
+    try:
+        app = _load(config)
+        listeners = bind_listeners(config)
+    except (AppImportError, BindError) as exc:
+        print(f"pounce-sync: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return Server(config, app, listeners).run()
+
+
+def _load(config: Config) -> Any:
+    if config.app is None:
+        return make_diagnostic_app("thread", config.worker_count)
+    return load_app(config.app, config.app_dir, config.factory)
+
+
+class Server:
+    def __init__(self, config: Config, app: Any, listeners: list[Listener]) -> None:
+        self.config = config
+        self.app = app
+        self.listeners = listeners
+        self.lifespan = Lifespan(app, config.lifespan)
+        self.poller = IdlePoller()
+        self._shutdown_requested = threading.Event()
+        self._signals = 0
+        self.workers: list[tuple[threading.Thread, SyncWorker]] = []
+        self.ctx: ServeContext | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+    def run(self) -> int:
+        self._install_signal_handlers()
+        try:
+            self.lifespan.startup()
+        except LifespanFailure as exc:
+            print(f"pounce-sync: error: application startup failed: {exc}", file=sys.stderr)
+            self._close_listeners()
+            return EXIT_STARTUP_FAILURE
+        self.ctx = self._make_context()
+        self._start()
+        while not self._shutdown_requested.wait(0.5):
+            pass
+        clean = self._drain()
+        lifespan_ok = self.lifespan.shutdown(timeout=max(self.config.timeout_graceful_shutdown, 5))
+        error_log.info("Finished server process [%d]", os.getpid())
+        return EXIT_OK if clean and lifespan_ok else EXIT_ERROR
+
+    def request_shutdown(self) -> None:
+        self._shutdown_requested.set()
+
+    def _make_context(self) -> ServeContext:
+        config = self.config
+        return ServeContext(
+            config=config,
+            app=self.app,
+            poller=self.poller,
+            listeners={listener.sock.fileno(): listener for listener in self.listeners},
+            lifespan_state=self.lifespan.state,
+            connections=ConnectionCounter(config.limit_concurrency),
+            limits=ParserLimits(
+                max_request_line=config.limit_request_line,
+                max_header_bytes=config.limit_request_headers_size,
+                max_headers=config.limit_request_fields,
+            ),
+        )
+
+    def _start(self) -> None:
+        assert self.ctx is not None
+        for listener in self.listeners:
+            self.poller.add_listener(listener.sock)
+        count = self.config.worker_count
+        self.workers = [start_worker_thread(self.ctx, i + 1) for i in range(count)]
+        threading.Thread(target=self._reap, name="reaper", daemon=True).start()
+        gil = "enabled" if gil_enabled() else "disabled"
+        error_log.info(
+            "pounce-sync %s, Python %s, GIL %s", __version__, sys.version.split()[0], gil
+        )
+        error_log.info("Started server process [%d] with %d worker threads", os.getpid(), count)
+        for listener in self.listeners:
+            error_log.info("Listening on %s (Press CTRL+C to quit)", describe_listener(listener))
+
+    def _reap(self) -> None:
+        """Close connections idle past their deadline; 408 if a request head was pending."""
+        ctx = self.ctx
+        assert ctx is not None
+        while not ctx.stopping.wait(REAP_INTERVAL):
+            now = time.monotonic()
+            for expired in ctx.poller.pop_expired(now):
+                conn = expired.connection
+                if expired.status is not None and conn.parser.has_buffered_data:
+                    conn.send_nowait(simple_response(expired.status, b"Request Timeout\n"))
+                conn.close()
+                ctx.connections.release()
+            ctx.resume_paused_listeners(now)
+
+    # -- shutdown --------------------------------------------------------------
+    def _drain(self) -> bool:
+        """Stop accepting, close idle connections, let in-flight requests finish."""
+        ctx = self.ctx
+        assert ctx is not None
+        error_log.info("Shutting down")
+        ctx.stopping.set()
+        self._close_listeners()
+        self.poller.wake_all()
+        self._close_parked()
+        deadline = time.monotonic() + self.config.timeout_graceful_shutdown
+        for thread, _ in self.workers:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = [worker for thread, worker in self.workers if thread.is_alive()]
+        for worker in stuck:
+            conn = worker.current
+            if conn is not None:
+                _abort_socket(conn.sock)
+        if stuck:
+            error_log.warning(
+                "%d request(s) did not finish within %.1fs; their connections were closed",
+                len(stuck),
+                self.config.timeout_graceful_shutdown,
+            )
+        self._close_parked()
+        return True
+
+    def _close_parked(self) -> None:
+        assert self.ctx is not None
+        for conn in self.poller.drain():
+            conn.close()
+            self.ctx.connections.release()
+
+    def _close_listeners(self) -> None:
+        for listener in self.listeners:
+            self.poller.remove_listener(listener.sock)
+            listener.sock.close()
+            if listener.server is None:
+                _unlink_quietly(self.config.uds)
+
+    # -- signals ---------------------------------------------------------------
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # embedded in a test or another program: the caller stops us
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            os.write(2, b"pounce-sync: second signal, exiting without waiting\n")
+            os._exit(EXIT_ERROR)
+        self._shutdown_requested.set()
+
+
+def _abort_socket(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _unlink_quietly(path: str | None) -> None:
+    if path:
+        with contextlib.suppress(OSError):
+            os.unlink(path)

@@ -1,0 +1,215 @@
+"""A sync worker thread: wait on the shared poller, serve what is ready, park what is idle.
+
+A worker serves a connection only while it has a request ready. When the
+connection goes quiet (between keep-alive requests, or in the middle of a
+slowly arriving request head) it goes back to the idle poller, so a handful of
+workers can hold thousands of open connections.
+"""
+
+import logging
+import threading
+import time
+from typing import Any
+
+from .asgi_http import ERROR_BODIES, HTTPCycle
+from .asgi_scope import build_http_scope
+from .connection import ClientDisconnected, Connection
+from .coroutine_driver import CoroutineDriver, make_driver
+from .date_header import DateHeader
+from .http1 import (
+    NEED_DATA,
+    BodyFraming,
+    ConnectionClosed,
+    LocalProtocolError,
+    ProtocolError,
+    Request,
+    ResponseWriter,
+    simple_response,
+)
+from .serve_context import Listener, ServeContext
+
+error_log = logging.getLogger("pounce_sync.error")
+access_log = logging.getLogger("pounce_sync.access")
+
+
+class SyncWorker:
+    def __init__(self, ctx: ServeContext) -> None:
+        self.ctx = ctx
+        self.config = ctx.config
+        self.current: Connection | None = None  # read by shutdown to unblock a stuck write
+        self._date = DateHeader()
+        self._log_access = False
+
+    def run(self) -> None:
+        driver = make_driver(self.config.coroutine_driver)
+        try:
+            self._serve_forever(driver)
+        finally:
+            driver.close()
+
+    def _serve_forever(self, driver: CoroutineDriver) -> None:
+        ctx = self.ctx
+        poller, listeners, stopping = ctx.poller, ctx.listeners, ctx.stopping
+        self._driver = driver
+        while not stopping.is_set():
+            for fd, _ in poller.wait(1.0):
+                listener = listeners.get(fd)
+                if listener is not None:
+                    self._accept(listener)
+                    continue
+                conn = poller.claim(fd)
+                if conn is not None:
+                    self.current = conn
+                    if conn.read_ready():
+                        self._serve(conn)
+                    else:
+                        self._park(conn)
+                    self.current = None
+
+    # -- accepting -------------------------------------------------------------
+    def _accept(self, listener: Listener) -> None:
+        try:
+            sock, addr = listener.sock.accept()
+        except BlockingIOError:
+            self.ctx.poller.rearm_listener(listener.sock)
+            return
+        except OSError as exc:
+            self.ctx.pause_accepting(listener, exc)
+            return
+        self.ctx.poller.rearm_listener(listener.sock)
+        conn = self.ctx.open_connection(sock, addr, listener)
+        if conn.read_ready():
+            self._serve(conn)
+        else:
+            self._park(conn)
+
+    # -- serving ---------------------------------------------------------------
+    def _park(self, conn: Connection) -> None:
+        if self.ctx.stopping.is_set():
+            self._close(conn)
+            return
+        now = time.monotonic()
+        if conn.parser.has_buffered_data or conn.requests == 0:
+            if conn.head_deadline is None:
+                conn.head_deadline = now + self.config.timeout_header_read
+            self.ctx.poller.park(conn, conn.head_deadline, 408)
+        else:
+            self.ctx.poller.park(conn, now + self.config.timeout_keep_alive)
+
+    def _close(self, conn: Connection) -> None:
+        conn.close()
+        self.ctx.connections.release()
+
+    def _serve(self, conn: Connection) -> None:
+        """Serve requests while they are ready; park or close the connection after."""
+        while True:
+            try:
+                event = conn.parser.next_event()
+            except ProtocolError as exc:
+                self._reject(conn, exc.status, exc.detail)
+                return
+            if event is NEED_DATA:
+                self._park(conn)
+                return
+            if type(event) is ConnectionClosed:
+                self._close(conn)
+                return
+            conn.head_deadline = None
+            if not self._handle(conn, event):  # type: ignore[arg-type]
+                self._close(conn)
+                return
+            conn.parser.start_next_cycle()
+
+    def _reject(self, conn: Connection, status: int, detail: str) -> None:
+        error_log.debug("rejecting request from %s: %s (%d)", conn.client, detail, status)
+        conn.send_nowait(simple_response(status, ERROR_BODIES[status]))
+        self._close(conn)
+
+    def _handle(self, conn: Connection, request: Request) -> bool:
+        """Run one request through the app; True if the connection stays open."""
+        conn.requests += 1
+        config = self.config
+        if conn.over_limit:
+            conn.send_nowait(simple_response(503, ERROR_BODIES[503]))
+            return False
+        if (
+            config.max_body_size
+            and request.framing is BodyFraming.LENGTH
+            and (request.content_length or 0) > config.max_body_size
+        ):
+            conn.send_nowait(simple_response(413, ERROR_BODIES[413]))
+            return False
+        started = time.perf_counter()
+        keep_alive = request.keep_alive and not self.ctx.stopping.is_set()
+        writer = ResponseWriter(request, keep_alive, self._default_headers())
+        cycle = HTTPCycle(conn, request, writer, config.max_body_size)
+        scope = build_http_scope(
+            request,
+            scheme=conn.scheme,
+            client=conn.client,
+            server=conn.server,
+            root_path=config.root_path,
+            state=self.ctx.lifespan_state,
+        )
+        ok = self._run_app(scope, cycle)
+        if config.access_log:
+            self._access(conn, request, cycle, started)
+        return ok and writer.keep_alive and cycle.drain_body() and not self.ctx.stopping.is_set()
+
+    def _run_app(self, scope: dict[str, Any], cycle: HTTPCycle) -> bool:
+        """Call the app once; True if it produced a complete response."""
+        try:
+            self._driver.run(self.ctx.app(scope, cycle.receive, cycle.send))
+        except ClientDisconnected:
+            return False
+        except Exception as exc:
+            if not isinstance(exc, LocalProtocolError):
+                error_log.exception("Exception in ASGI application")
+            else:
+                error_log.error("Invalid response from ASGI application: %s", exc)
+            return self._fail(cycle)
+        if cycle.disconnected:
+            return False
+        if not cycle.writer.started:
+            error_log.error("ASGI application returned without starting a response")
+            return self._fail(cycle)
+        if not cycle.response_complete:
+            error_log.error("ASGI application returned without completing the response")
+            return False
+        return True
+
+    def _fail(self, cycle: HTTPCycle) -> bool:
+        if not cycle.writer.started and not cycle.disconnected:
+            cycle.conn.send_nowait(simple_response(500, ERROR_BODIES[500]))
+            cycle.status = 500
+        return False
+
+    def _default_headers(self) -> list[tuple[bytes, bytes]]:
+        headers = []
+        if self.config.server_header:
+            headers.append((b"server", self.config.server_name))
+        if self.config.date_header:
+            headers.append((b"date", self._date.value()))
+        return headers
+
+    def _access(self, conn: Connection, request: Request, cycle: HTTPCycle, started: float) -> None:
+        if not access_log.isEnabledFor(logging.INFO):
+            return
+        client = "%s:%d" % conn.client if conn.client else "-"
+        access_log.info(
+            '%s - "%s %s HTTP/%s" %d %d %.2fms',
+            client,
+            request.method.decode("ascii"),
+            request.target.decode("ascii"),
+            request.http_version.decode("ascii"),
+            cycle.status,
+            cycle.bytes_sent,
+            (time.perf_counter() - started) * 1000,
+        )
+
+
+def start_worker_thread(ctx: ServeContext, index: int) -> tuple[threading.Thread, SyncWorker]:
+    worker = SyncWorker(ctx)
+    thread = threading.Thread(target=worker.run, name=f"worker-{index}", daemon=True)
+    thread.start()
+    return thread, worker

@@ -1,0 +1,171 @@
+"""A server under test as a process tree: start it, wait for it, measure it, stop it.
+
+Each server runs in a session of its own, so that at the end the harness can kill exactly the
+processes it started (its process group) and nothing else. Memory is read from /proc: the
+server may be one process with threads or a supervisor with forked workers, so figures are
+summed over the whole tree of descendants.
+"""
+
+import contextlib
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+from servers import HOST
+
+
+class ServerFailed(RuntimeError):
+    """The server did not come up, or died under load."""
+
+
+def free_port() -> int:
+    """A port the kernel just handed out on loopback; free again by the time we use it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def start(argv: list[str], cwd: Path, log: IO[bytes]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def _answers(port: int, path: str) -> bool:
+    conn = http.client.HTTPConnection(HOST, port, timeout=1.0)
+    try:
+        conn.request("GET", path)
+        conn.getresponse().read()
+        return True
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+def wait_until_answers(proc: subprocess.Popen[bytes], port: int, path: str, timeout: float) -> None:
+    """Return once the server answers an HTTP request (any status) on `port`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServerFailed(f"exited with code {proc.returncode} before answering")
+        if _answers(port, path):
+            return
+        time.sleep(0.1)
+    raise ServerFailed(f"did not answer on port {port} within {timeout:.0f} s")
+
+
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, process group) of `pid`, None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rpartition(")")[2].split()  # the command name may hold spaces
+    return int(fields[1]), int(fields[2])
+
+
+def _all_stats() -> dict[int, tuple[int, int]]:
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (stat := _stat(int(entry))) is not None:
+            stats[int(entry)] = stat
+    return stats
+
+
+def tree(root: int) -> list[int]:
+    """`root` and all its descendants that are alive now."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in _all_stats().items():
+        children.setdefault(ppid, []).append(pid)
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, ()))
+    return found
+
+
+def _status_kib(pid: int, field: str, name: str = "status") -> int:
+    """One "<field>: N kB" line of /proc/<pid>/<name>; 0 once the process is gone."""
+    try:
+        lines = Path(f"/proc/{pid}/{name}").read_text().splitlines()
+    except OSError:
+        return 0
+    for line in lines:
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def rss_kib(pids: list[int]) -> int:
+    """Summed VmRSS: pages shared by forked workers are counted once per process."""
+    return sum(_status_kib(pid, "VmRSS") for pid in pids)
+
+
+def pss_kib(pids: list[int]) -> int:
+    """Summed proportional set size: shared pages split between sharers, fair across forks."""
+    return sum(_status_kib(pid, "Pss", "smaps_rollup") for pid in pids)
+
+
+class PeakRss:
+    """Samples the tree's summed VmRSS in a thread every `interval` s; keeps the peak.
+
+    The tree is re-listed only every `relist` samples: scanning all of /proc costs CPU that
+    the server under test would otherwise have, and workers rarely come and go mid-run.
+    """
+
+    def __init__(self, root: int, interval: float = 0.1, relist: int = 10) -> None:
+        self.root, self.interval, self.relist = root, interval, relist
+        self.peak_kib = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
+
+    def __enter__(self) -> "PeakRss":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        pids: list[int] = []
+        while True:
+            if self.samples % self.relist == 0:
+                pids = tree(self.root)
+            self.peak_kib = max(self.peak_kib, rss_kib(pids))
+            self.samples += 1
+            if self._stop.wait(self.interval):
+                return
+
+
+def _group_alive(pgid: int) -> bool:
+    return any(group == pgid for _, group in _all_stats().values())
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> str:
+    """SIGTERM; SIGKILL to its process group if any of it lives after `grace` s. Says which.
+
+    The whole group must be gone, not just the parent: workers that outlive it would skew
+    the next server's figures.
+    """
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while proc.poll() is None or _group_alive(proc.pid):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(grace)
+            return f"killed after {grace:.0f} s"
+        time.sleep(0.05)
+    return "terminated"

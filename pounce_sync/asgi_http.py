@@ -7,11 +7,13 @@ written chunk by chunk by this same worker: the app is never started twice.
 
 import asyncio
 import socket
+import threading
 from typing import Any
 
 from .connection import ClientDisconnected, Connection
 from .http1 import (
     NEED_DATA,
+    BodyFraming,
     Data,
     EndOfMessage,
     ProtocolError,
@@ -49,14 +51,21 @@ class HTTPCycle:
         "request",
         "response_complete",
         "status",
+        "stopping",
         "streamed",
         "writer",
     )
 
     def __init__(
-        self, conn: Connection, request: Request, writer: ResponseWriter, max_body_size: int
+        self,
+        conn: Connection,
+        request: Request,
+        writer: ResponseWriter,
+        max_body_size: int,
+        stopping: threading.Event,
     ) -> None:
         self.conn = conn
+        self.stopping = stopping
         self.request = request
         self.writer = writer
         self.max_body_size = max_body_size
@@ -172,6 +181,8 @@ class HTTPCycle:
         if kind == "http.response.start":
             self.writer.start(message["status"], message.get("headers", ()))
             self.status = message["status"]
+            if self._continue_pending or self.stopping.is_set():
+                self.writer.close_after()  # the client may never send the body we skipped
         elif kind == "http.response.body":
             self._send_body(message.get("body", b""), message.get("more_body", False))
         else:
@@ -196,10 +207,21 @@ class HTTPCycle:
         if not more_body and waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    @property
+    def _continue_pending(self) -> bool:
+        """The client waits for 100 Continue before sending a body the app never read."""
+        request = self.request
+        return (
+            request.expect_continue
+            and request.framing is not BodyFraming.NONE
+            and not self.continue_sent
+            and not self.body_done
+        )
+
     # -- after the app returned -------------------------------------------------
     def drain_body(self) -> bool:
         """Discard what is left of the request body if it is already here; False if not."""
-        if self.request.expect_continue and not self.continue_sent and not self.body_done:
+        if self._continue_pending:
             return False  # the client may still be waiting to send it
         if self._pending is not None:
             return False

@@ -52,7 +52,10 @@ class Lifespan:
 
     def _put(self, message: dict[str, Any]) -> None:
         assert self._queue is not None
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, message)
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, message)
+        except RuntimeError:
+            pass  # the app already returned and its loop closed: nothing listens
 
     def _run(self) -> None:
         try:

@@ -66,14 +66,21 @@ class Server:
     # -- lifecycle -------------------------------------------------------------
     def run(self) -> int:
         self._install_signal_handlers()
+        # Threads inherit the signal mask of the thread that starts them. Blocking the
+        # shutdown signals while ours start sends every later SIGINT/SIGTERM to the main
+        # thread, which wakes at once instead of when some worker's syscall returns.
+        masked = _block_shutdown_signals()
         try:
             self.lifespan.startup()
         except LifespanFailure as exc:
             print(f"pounce-sync: error: application startup failed: {exc}", file=sys.stderr)
             self._close_listeners()
             return EXIT_STARTUP_FAILURE
-        self.ctx = self._make_context()
-        self._start()
+        else:
+            self.ctx = self._make_context()
+            self._start()
+        finally:
+            _restore_signal_mask(masked)
         while not self._shutdown_requested.wait(0.5):
             pass
         clean = self._drain()
@@ -141,7 +148,9 @@ class Server:
         self._close_parked()
         deadline = time.monotonic() + self.config.timeout_graceful_shutdown
         for thread, _ in self.workers:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            while thread.is_alive() and time.monotonic() < deadline:
+                # Short joins keep the main thread responsive to a second signal.
+                thread.join(min(0.1, max(0.0, deadline - time.monotonic())))
         stuck = [worker for thread, worker in self.workers if thread.is_alive()]
         for worker in stuck:
             conn = worker.current
@@ -182,6 +191,20 @@ class Server:
             os.write(2, b"pounce-sync: second signal, exiting without waiting\n")
             os._exit(EXIT_ERROR)
         self._shutdown_requested.set()
+
+
+_SHUTDOWN_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _block_shutdown_signals() -> set[signal.Signals] | None:
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, _SHUTDOWN_SIGNALS)
+
+
+def _restore_signal_mask(previous: set[signal.Signals] | None) -> None:
+    if previous is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _abort_socket(sock: socket.socket) -> None:

@@ -142,7 +142,7 @@ class SyncWorker:
         started = time.perf_counter()
         keep_alive = request.keep_alive and not self.ctx.stopping.is_set()
         writer = ResponseWriter(request, keep_alive, self._default_headers())
-        cycle = HTTPCycle(conn, request, writer, config.max_body_size)
+        cycle = HTTPCycle(conn, request, writer, config.max_body_size, self.ctx.stopping)
         scope = build_http_scope(
             request,
             scheme=conn.scheme,

@@ -56,7 +56,7 @@ async def app(scope: Scope, receive, send) -> None:
     if scope["type"] == "lifespan":
         await _lifespan(receive, send)
         return
-    path = scope["path"]
+    path = scope["path"][len(scope.get("root_path", "")) :]
     if path == "/echo":
         body = await _read_body(receive)
         await _respond(send, 200, body, [(b"content-type", b"application/octet-stream")])

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 TESTS_DIR = Path(__file__).parent
-_LISTENING = re.compile(r"Listening on http://(\S+):(\d+)")
+_LISTENING = re.compile(r"Listening on (?:http://(\S+):(\d+)|unix:(\S+))")
 START_TIMEOUT = 30.0
 
 
@@ -36,6 +36,7 @@ class ServerProcess:
         self._listening = threading.Event()
         self.host = ""
         self.port = 0
+        self.unix_path = ""
         self._readers = [
             threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr_lines)),
             threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout_lines)),
@@ -48,7 +49,10 @@ class ServerProcess:
         for line in stream:
             lines.append(line)
             m = _LISTENING.search(line)
-            if m:
+            if m and m[3]:
+                self.unix_path = m[3]
+                self._listening.set()
+            elif m:
                 self.host, self.port = m[1].strip("[]"), int(m[2])
                 self._listening.set()
 
@@ -82,14 +86,27 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.kill()
             raise
-        for reader in self._readers:
-            reader.join(5)
+        self._close_pipes()
+        return code
+
+    def wait_exit(self, timeout: float = 20.0) -> int:
+        """Wait for an exit already under way (no signal sent: a second one forces exit)."""
+        code = self.proc.wait(timeout)
+        self._close_pipes()
         return code
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        for reader in self._readers:
+            reader.join(5)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None and not stream.closed:
+                stream.close()
 
 
 @contextmanager
@@ -126,23 +143,26 @@ def read_until_closed(sock: socket.socket) -> bytes:
 
 
 def read_response(sock: socket.socket) -> tuple[bytes, dict[bytes, bytes], bytes]:
-    """Read one Content-Length-framed response: (status line, headers, body)."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        data = sock.recv(65536)
+    """Read exactly one Content-Length-framed response: (status line, headers, body).
+
+    Reads the head a byte at a time so a pipelined next response stays in the socket.
+    """
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        data = sock.recv(1)
         if not data:
-            raise ConnectionError(f"closed before a full response head: {buf!r}")
-        buf += data
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    status, *lines = head.split(b"\r\n")
+            raise ConnectionError(f"closed before a full response head: {head!r}")
+        head += data
+    status, *lines = head[:-4].split(b"\r\n")
     headers = {}
     for line in lines:
         name, _, value = line.partition(b":")
         headers[name.strip().lower()] = value.strip()
     length = int(headers.get(b"content-length", b"0"))
-    while len(rest) < length:
-        data = sock.recv(65536)
+    body = b""
+    while len(body) < length:
+        data = sock.recv(length - len(body))
         if not data:
             break
-        rest += data
-    return status, headers, rest[:length]
+        body += data
+    return status, headers, body

@@ -88,6 +88,11 @@ class ResponseWriter:
         """Whether the connection may carry another request after this response."""
         return self._keep_alive
 
+    def close_after(self) -> None:
+        """Ask for `connection: close`; only effective before the head is written."""
+        if not self._framing:
+            self._keep_alive = False
+
     @property
     def started(self) -> bool:
         return self._status != 0

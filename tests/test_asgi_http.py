@@ -116,7 +116,7 @@ def test_receive_after_body_waits_for_client_disconnect() -> None:
             other.sendall(b"GET /seen HTTP/1.1\r\nHost: t\r\n\r\n")
             deadline = time.monotonic() + 10
             while True:
-                status, _, body = read_response(other)
+                _status, _, body = read_response(other)
                 if body == b"disconnect" or time.monotonic() > deadline:
                     break
                 time.sleep(0.1)

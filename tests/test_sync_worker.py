@@ -83,7 +83,10 @@ def test_expect_100_continue_sent_when_app_reads_body(server: ServerProcess) -> 
 
 
 def test_expect_100_continue_not_sent_when_app_ignores_body(server: ServerProcess) -> None:
-    raw = b"POST /no-body-read HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+    raw = (
+        b"POST /no-body-read HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+        b"Expect: 100-continue\r\n\r\n"
+    )
     response = exchange(server, raw)
     assert response.startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"100 Continue" not in response
@@ -132,7 +135,7 @@ def test_http10_closes_unless_keep_alive_asked(server: ServerProcess) -> None:
     assert response.endswith(b"Hello, world!")
     with server.connect() as sock:
         sock.sendall(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-        status, headers, body = read_response(sock)
+        _status, headers, _body = read_response(sock)
         assert headers[b"connection"] == b"keep-alive"
         sock.sendall(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
         assert read_response(sock)[2] == b"Hello, world!"

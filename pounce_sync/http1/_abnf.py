@@ -24,6 +24,9 @@ CHUNK_EXT = (
 )
 CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})" + CHUNK_EXT)
 
+# Host = uri-host [ ":" port ]; uri-host is an IP-literal or a reg-name (RFC 3986).
+HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.vV]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
+
 DIGITS = re.compile(rb"[0-9]{1,18}")
 BARE_LF = re.compile(rb"(?<!\r)\n")
 

@@ -69,10 +69,11 @@ def _transfer_codings(values: list[bytes], http_version: bytes) -> None:
     """Accept only a single, final `chunked`; RFC 9112 6.1 and 6.3."""
     if http_version == b"1.0":
         raise ProtocolError(400, "Transfer-Encoding in an HTTP/1.0 request")
-    codings = [c.strip().lower() for v in values for c in v.split(b",")]
+    # RFC 9110 5.6.1: empty list elements are ignored.
+    codings = [c for v in values for c in (c.strip().lower() for c in v.split(b",")) if c]
     if any(c != b"chunked" for c in codings):
         raise ProtocolError(501, "unsupported Transfer-Encoding")
-    if len(codings) != 1:
+    if codings != [b"chunked"]:
         raise ProtocolError(400, "invalid Transfer-Encoding")
 
 
@@ -98,16 +99,19 @@ def _parse_request_line(line: bytes, limits: ParserLimits) -> tuple[bytes, bytes
             raise ProtocolError(400, "bare CR or LF in the request head")
         raise ProtocolError(400, "invalid request line")
     method, target, major, minor = m.groups()
-    if major != b"1" or minor not in (b"0", b"1"):
+    if major != b"1":
         raise ProtocolError(505, "HTTP version not supported")
     _check_target(method, target)
-    return method, target, major + b"." + minor
+    # RFC 9110 2.5: a higher minor version is served as the highest one we implement.
+    return method, target, b"1.0" if minor == b"0" else b"1.1"
 
 
 def parse_head(head: bytes, limits: ParserLimits) -> Request:
     """Turn a complete request head (without its final CRLF CRLF) into a Request."""
     lines = head.split(b"\r\n")
     method, target, version = _parse_request_line(lines[0], limits)
+    if len(head) - len(lines[0]) > limits.max_header_bytes:
+        raise ProtocolError(431, "request header block too large")
     headers = _parse_fields(lines[1:], limits)
     return _build_request(method, target, version, headers)
 
@@ -116,12 +120,14 @@ def _build_request(method: bytes, target: bytes, version: bytes, headers: Header
     cl_values: list[bytes] = []
     te_values: list[bytes] = []
     hosts = 0
+    host = b""
     connection = b""
     expect = b""
     upgrade = None
     for name, value in headers:
         if name == b"host":
             hosts += 1
+            host = value
         elif name == b"content-length":
             cl_values.extend(value.split(b",") if b"," in value else (value,))
         elif name == b"transfer-encoding":
@@ -134,6 +140,8 @@ def _build_request(method: bytes, target: bytes, version: bytes, headers: Header
             upgrade = value.lower()
     if hosts > 1 or (hosts == 0 and version == b"1.1"):
         raise ProtocolError(400, "missing or duplicate Host header")
+    if hosts and _abnf.HOST.fullmatch(host) is None:
+        raise ProtocolError(400, "invalid Host header")
     framing, length = BodyFraming.NONE, None
     if te_values:
         if cl_values:
@@ -170,6 +178,7 @@ class RequestParser:
         self._eof = False
         self._state: Callable[[], Event] = self._read_head
         self._remaining = 0  # body bytes left in the current length-framed message or chunk
+        self._scanned = 0  # head bytes already checked for a bare LF
 
     # -- input -----------------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -206,11 +215,13 @@ class RequestParser:
         # RFC 9112 2.2: ignore empty lines received before the request line.
         while buf[:2] == b"\r\n":
             del buf[:2]
+            self._scanned = max(0, self._scanned - 2)
         end = buf.find(b"\r\n\r\n")
         if end < 0:
             return self._incomplete_head()
         head = bytes(buf[:end])
         del buf[: end + 4]
+        self._scanned = 0
         request = parse_head(head, self.limits)
         self._start_body(request)
         return request
@@ -223,8 +234,11 @@ class RequestParser:
             raise ProtocolError(414, "request line too long")
         if line_end > limits.max_request_line:
             raise ProtocolError(414, "request line too long")
-        if _abnf.BARE_LF.search(buf) is not None:
+        # Resume the bare-LF scan where it stopped: a byte-at-a-time client must not make
+        # every read rescan the whole head.
+        if _abnf.BARE_LF.search(buf, max(0, self._scanned - 1)) is not None:
             raise ProtocolError(400, "bare LF in the request head")
+        self._scanned = len(buf)
         if len(buf) > limits.max_request_line + limits.max_header_bytes:
             raise ProtocolError(431, "request header block too large")
         if self._eof:
@@ -328,6 +342,8 @@ class RequestParser:
             if self._eof:
                 raise ProtocolError(400, "connection closed inside the request body")
             return NEED_DATA
+        if end > self.limits.max_header_bytes:
+            raise ProtocolError(431, "trailer section too large")
         lines = bytes(buf[:end]).split(b"\r\n")
         del buf[: end + 4]
         trailers = _parse_fields(lines, self.limits)

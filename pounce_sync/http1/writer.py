@@ -112,8 +112,10 @@ class ResponseWriter:
                 continue
             elif lname == b"transfer-encoding":
                 continue  # framing is ours to choose
-            elif lname == b"connection" and b"close" in value.lower():
-                self._keep_alive = False
+            elif lname == b"connection":
+                # The writer states the connection's fate itself; an app's `close` is honoured.
+                if b"close" in value.lower():
+                    self._keep_alive = False
                 continue
             kept.append((name, value))
         self._status = status

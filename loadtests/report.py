@@ -17,7 +17,7 @@ class Run:
     command: list[str]
     error: str | None = None
     startup_s: float | None = None
-    rss_idle_mib: float | None = None
+    rss_ready_mib: float | None = None
     rss_peak_mib: float | None = None
     rss_samples: int = 0
     pss_end_mib: float | None = None
@@ -57,12 +57,13 @@ def _figures(scenario: str, server: str, runs: list[Run], rounds: int) -> Row:
     good = [run for run in runs if run.ok]
     failures = [f"round {run.round}: {run.error}" for run in runs if not run.ok]
     if not good:
-        reason = runs[0].error if runs else "no run"
+        reason = runs[0].error if runs else "no completed run"
         return Row(scenario, server, f"failed: {reason}", failures=failures)
     rps = [run.wrk.rps for run in good if run.wrk]
     median_rps = statistics.median(rps)
     return Row(
-        scenario, server,
+        scenario,
+        server,
         status="ok" if len(good) == rounds else f"ok in {len(good)}/{rounds} rounds",
         rounds_ok=len(good),
         rps=median_rps,
@@ -73,7 +74,7 @@ def _figures(scenario: str, server: str, runs: list[Run], rounds: int) -> Row:
         non_2xx=sum(run.wrk.non_2xx for run in good if run.wrk),
         rss_peak_mib=_median(good, lambda run: run.rss_peak_mib or 0.0),
         failures=failures,
-    )  # fmt: skip
+    )
 
 
 def summarize(

@@ -21,10 +21,12 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("json", "apps:json_app", "GET / -> small JSON document serialised per request"),
     Scenario("big", "apps:big", "GET / -> 64 KiB body"),
     Scenario(
-        "upload", "apps:upload", "POST / with a 16 KiB body, read in full",
+        "upload",
+        "apps:upload",
+        "POST / with a 16 KiB body, read in full",
         script=HERE / "lua" / "upload.lua",
     ),
-)  # fmt: skip
+)
 
 DEFAULT_SCENARIOS = ("hello",)
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}

@@ -91,31 +91,59 @@ def _ceiling(python: str, app: str, port: int, workers: int) -> list[str]:
 
 SERVERS: tuple[Server, ...] = (
     Server(
-        "pounce-sync", "pounce", _pounce_sync, module_help("pounce_sync"), "pounce-sync",
+        "pounce-sync",
+        "pounce",
+        _pounce_sync,
+        module_help("pounce_sync"),
+        "pounce-sync",
         summary="this project",
     ),
     Server(
-        "uvicorn", "peers", _uvicorn, imports("uvicorn", "httptools", "uvloop"), "uvicorn",
+        "uvicorn",
+        "peers",
+        _uvicorn,
+        imports("uvicorn", "httptools", "uvloop"),
+        "uvicorn",
         summary="uvicorn[standard]: httptools parser, uvloop",
     ),
     Server(
-        "uvicorn-h11", "peers", _uvicorn_h11, imports("uvicorn", "h11"), "uvicorn",
+        "uvicorn-h11",
+        "peers",
+        _uvicorn_h11,
+        imports("uvicorn", "h11"),
+        "uvicorn",
         summary="uvicorn with the pure-Python h11 parser and the asyncio loop",
     ),
     Server(
-        "hypercorn", "peers", _hypercorn, imports("hypercorn", "uvloop"), "hypercorn",
+        "hypercorn",
+        "peers",
+        _hypercorn,
+        imports("hypercorn", "uvloop"),
+        "hypercorn",
         summary="hypercorn (h11) on uvloop",
     ),
     Server(
-        "granian", "peers", _granian, imports("granian"), "granian",
+        "granian",
+        "peers",
+        _granian,
+        imports("granian"),
+        "granian",
         summary="granian: Rust HTTP stack, ASGI interface",
     ),
     Server(
-        "gunicorn", "peers", _gunicorn, imports("gunicorn", "uvicorn_worker"), "gunicorn",
+        "gunicorn",
+        "peers",
+        _gunicorn,
+        imports("gunicorn", "uvicorn_worker"),
+        "gunicorn",
         summary="gunicorn arbiter with uvicorn workers",
     ),
     Server(
-        "ceiling", "pounce", _ceiling, lambda python: [python, str(CEILING), "--help"], None,
+        "ceiling",
+        "pounce",
+        _ceiling,
+        lambda python: [python, str(CEILING), "--help"],
+        None,
         scenarios=frozenset({"hello"}),
         summary="canned-response epoll loop: what this Python can do at all",
     ),
@@ -132,7 +160,8 @@ def peers_python() -> Path:
 def probe(server: Server, python: str) -> str | None:
     """None when the server can run under `python`, else why it cannot, in a few words."""
     if not Path(python).exists():
-        return f"not installed (no {python}; run: python loadtests/bench.py --setup)"
+        hint = "; run: python loadtests/bench.py --setup" if server.interpreter == "peers" else ""
+        return f"not installed (no {python}{hint})"
     try:
         done = subprocess.run(
             server.probe(python), cwd=HERE, capture_output=True, timeout=60, check=False
@@ -140,7 +169,8 @@ def probe(server: Server, python: str) -> str | None:
     except subprocess.TimeoutExpired:
         return "not installed (probe timed out)"
     if done.returncode != 0:
-        return "not installed"
+        last = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
+        return "not installed" + (f" ({last[0][:120]})" if last else "")
     return None
 
 

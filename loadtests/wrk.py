@@ -12,9 +12,7 @@ _TIME = r"([\d.]+)(us|ms|s|m|h)"
 _PERCENTILE = re.compile(rf"^\s+(50|75|90|99)%\s+{_TIME}\s*$", re.M)
 _LATENCY = re.compile(rf"^\s+Latency\s+{_TIME}\s+\S+\s+{_TIME}", re.M)
 _REQUESTS = re.compile(r"^\s+(\d+) requests in ([\d.]+)(us|ms|s|m|h),", re.M)
-_SOCKET_ERRORS = re.compile(
-    r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)"
-)
+_SOCKET_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
 _NON_2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
 _RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.M)
 
@@ -63,7 +61,7 @@ def run(argv: list[str], duration_s: int) -> str:
 
 
 def _ms(value: str, unit: str) -> float:
-    return float(value) * _UNIT_MS[unit]
+    return round(float(value) * _UNIT_MS[unit], 3)
 
 
 def parse(report: str) -> WrkResult:

@@ -1,0 +1,359 @@
+"""Side-by-side benchmark: the same app, the same worker count, wrk against each server in turn.
+
+Servers alternate round by round (A, B, A, B, ...) so that drift of the machine hits all of
+them alike, and the report gives medians over rounds and req/s as a ratio to a baseline.
+Everything runs on 127.0.0.1 and every step has a time limit. See docs/benchmarks.md.
+
+    python loadtests/bench.py --setup     # once: peer servers into loadtests/.venv-peers
+    python loadtests/bench.py             # pounce-sync, uvicorn, uvicorn-h11, ceiling; hello
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO
+
+import proctree
+import scenarios as scenario_table
+import servers as server_table
+import wrk
+from report import Row, Run, summarize, table
+from scenarios import Scenario
+from servers import HERE, HOST, Server
+
+RESULTS = HERE / "results"
+STARTUP_TIMEOUT_S = 30.0
+OVERHEAD_S = 3  # start-up and shut-down per run, for the time estimate
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    workers: int
+    rounds: int
+    warmup_s: int
+    load: wrk.WrkLoad
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Plan:
+    settings: Settings
+    scenarios: list[Scenario]
+    servers: list[Server]
+    available: dict[str, str]  # server -> "ok" or why it cannot run at all
+
+    def statuses(self, scenario: Scenario) -> dict[str, str]:
+        """Server -> "ok" or why it has no figures for `scenario`, in the order given."""
+        return {s.name: status_for(s, scenario, self.available) for s in self.servers}
+
+    def runnable(self, scenario: Scenario) -> list[Server]:
+        return [s for s in self.servers if self.statuses(scenario)[s.name] == "ok"]
+
+    def estimate_s(self) -> int:
+        per_run = self.settings.warmup_s + self.settings.load.duration_s + OVERHEAD_S
+        runs = sum(len(self.runnable(scenario)) for scenario in self.scenarios)
+        return runs * self.settings.rounds * per_run
+
+
+def _names(value: str, known: Sequence[str], what: str) -> list[str]:
+    """A comma-separated choice from `known`; "all" means every one."""
+    if value == "all":
+        return list(known)
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise SystemExit(f"unknown {what}: {', '.join(unknown)} (known: {', '.join(known)})")
+    return names
+
+
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an int within [low, high], so no option can make a run unbounded."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--setup", action="store_true", help="create loadtests/.venv-peers and exit")
+    p.add_argument("--setup-python", default=sys.executable, help="interpreter for that venv")
+    p.add_argument("--list", action="store_true", help="list servers and scenarios, then exit")
+    p.add_argument(
+        "--servers",
+        default=",".join(server_table.DEFAULT_SERVERS),
+        help="comma-separated, or 'all' (default: %(default)s)",
+    )
+    p.add_argument(
+        "--scenarios",
+        default=",".join(scenario_table.DEFAULT_SCENARIOS),
+        help="comma-separated, or 'all' (default: %(default)s)",
+    )
+    p.add_argument("--rounds", type=_bounded(1, 20), default=3)
+    p.add_argument("--duration", type=_bounded(1, 120), default=10, help="seconds per wrk run")
+    p.add_argument("--warmup", type=_bounded(0, 30), default=2, help="seconds; 0 skips it")
+    p.add_argument("--connections", type=_bounded(1, 10_000), default=64)
+    p.add_argument("--threads", type=_bounded(1, 64), default=2, help="wrk threads")
+    p.add_argument("--workers", type=_bounded(1, 64), default=2)
+    p.add_argument("--baseline", default="uvicorn")
+    p.add_argument("--json", type=Path, help="results file (default: loadtests/results/...)")
+    p.add_argument(
+        "--python-pounce",
+        default=sys.executable,
+        help="interpreter for pounce-sync and ceiling (default: this one)",
+    )
+    p.add_argument(
+        "--python-peers",
+        default=str(server_table.peers_python()),
+        help="interpreter for the peer servers (default: %(default)s)",
+    )
+    return p.parse_args(argv)
+
+
+def setup_peers(base_python: str) -> int:
+    """Create the peers' venv and install the pinned peer servers into it."""
+    venv = server_table.PEERS_VENV
+    print(f"creating {venv} with {base_python}", flush=True)
+    pip = [str(server_table.peers_python()), "-m", "pip", "install", "--disable-pip-version-check"]
+    try:
+        subprocess.run([base_python, "-m", "venv", str(venv)], check=True, timeout=300)
+        subprocess.run([*pip, "-r", str(server_table.PEERS_REQUIREMENTS)], check=True, timeout=1200)
+    except (OSError, subprocess.SubprocessError) as exc:
+        print(f"setup failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _python(server: Server, args: argparse.Namespace) -> str:
+    return str(args.python_pounce if server.interpreter == "pounce" else args.python_peers)
+
+
+def availability(selected: list[Server], args: argparse.Namespace) -> dict[str, str]:
+    """Each server's name -> "ok" or why it cannot run; never silently dropped."""
+    return {s.name: server_table.probe(s, _python(s, args)) or "ok" for s in selected}
+
+
+def status_for(server: Server, scenario: Scenario, available: dict[str, str]) -> str:
+    if available[server.name] != "ok":
+        return available[server.name]
+    if server.scenarios is not None and scenario.name not in server.scenarios:
+        return f"n/a (serves only: {', '.join(sorted(server.scenarios))})"
+    return "ok"
+
+
+def _log_tail(path: Path, lines: int = 5) -> str:
+    text = path.read_text(errors="replace").strip().splitlines()
+    return " | ".join(text[-lines:])
+
+
+def _mib(kib: int) -> float:
+    return round(kib / 1024, 1)
+
+
+def measure(
+    run: Run, proc: subprocess.Popen[bytes], port: int, scenario: Scenario, settings: Settings
+) -> None:
+    """Wait for the server, warm it up, then the measured wrk run while RSS is sampled."""
+    started = time.monotonic()
+    proctree.wait_until_answers(proc, port, scenario.path, STARTUP_TIMEOUT_S)
+    run.startup_s = round(time.monotonic() - started, 2)
+    run.rss_ready_mib = _mib(proctree.rss_kib(proctree.tree(proc.pid)))
+    url = f"http://{HOST}:{port}{scenario.path}"
+    if settings.warmup_s:
+        warm = dataclasses.replace(settings.load, duration_s=settings.warmup_s)
+        wrk.run(wrk.command(url, warm, scenario), settings.warmup_s)
+    with proctree.PeakRss(proc.pid) as sampler:
+        run.wrk_report = wrk.run(
+            wrk.command(url, settings.load, scenario), settings.load.duration_s
+        )
+    run.rss_peak_mib, run.rss_samples = _mib(sampler.peak_kib), sampler.samples
+    run.pss_end_mib = _mib(proctree.pss_kib(proctree.tree(proc.pid)))
+    if proc.poll() is not None:
+        raise proctree.ServerFailed(f"exited with code {proc.returncode} during the run")
+    run.wrk = wrk.parse(run.wrk_report)
+
+
+def run_one(
+    server: Server, scenario: Scenario, round_no: int, settings: Settings, python: str, log: Path
+) -> Run:
+    """Start the server, measure it, and always stop it again."""
+    port = proctree.free_port()
+    argv = server.command(python, scenario.app, port, settings.workers)
+    run = Run(server.name, scenario.name, round_no, argv)
+    with log.open("wb") as log_file:
+        proc = proctree.start(argv, HERE, log_file)
+        try:
+            measure(run, proc, port, scenario, settings)
+        except (RuntimeError, ValueError, OSError, subprocess.TimeoutExpired) as exc:
+            tail = _log_tail(log) if run.startup_s is None else ""
+            run.error = f"{exc} [log: {tail}]" if tail else str(exc)
+        finally:
+            run.stopped = proctree.stop(proc)
+    return run
+
+
+def _progress(run: Run, rounds: int, out: IO[str]) -> None:
+    where = f"[{run.scenario} {run.round}/{rounds}] {run.server:<12}"
+    if run.wrk is None:
+        print(f"{where} FAILED: {run.error}", file=out, flush=True)
+        return
+    print(
+        f"{where} {run.wrk.rps:>10,.0f} req/s  p99 {run.wrk.p99_ms:7.2f} ms  "
+        f"errors {run.wrk.errors + run.wrk.non_2xx}  peak RSS {run.rss_peak_mib} MiB",
+        file=out,
+        flush=True,
+    )
+
+
+def run_scenario(
+    scenario: Scenario,
+    chosen: list[Server],
+    settings: Settings,
+    args: argparse.Namespace,
+    log_dir: Path,
+    runs: list[Run],
+) -> None:
+    """All rounds of one scenario, servers alternating; appends to `runs` as it goes."""
+    broken: set[str] = set()  # never came up: later rounds would only fail the same way
+    for round_no in range(1, settings.rounds + 1):
+        for server in chosen:
+            if server.name in broken:
+                continue
+            log = log_dir / f"{scenario.name}-{server.name}-r{round_no}.log"
+            run = run_one(server, scenario, round_no, settings, _python(server, args), log)
+            runs.append(run)
+            _progress(run, settings.rounds, sys.stdout)
+            if run.startup_s is None:
+                broken.add(server.name)
+
+
+def _server_meta(server: Server, status: str, args: argparse.Namespace) -> dict[str, object]:
+    version = (
+        server_table.dist_version(_python(server, args), server.dist) if status == "ok" else None
+    )
+    return {"status": status, "version": version, "summary": server.summary}
+
+
+def _meta(args: argparse.Namespace, plan: Plan) -> dict[str, object]:
+    """What the figures depend on besides the servers' code: machine, settings, versions."""
+    chosen = [server_table.BY_NAME[name] for name in plan.available]
+    pythons = {server.interpreter: _python(server, args) for server in chosen}
+    return {
+        "host": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "settings": dataclasses.asdict(plan.settings),
+        "baseline": args.baseline,
+        "interpreters": {
+            role: server_table.interpreter_info(python)
+            for role, python in pythons.items()
+            if Path(python).exists()
+        },
+        "servers": {
+            server.name: _server_meta(server, plan.available[server.name], args)
+            for server in chosen
+        },
+    }
+
+
+def write_json(path: Path, meta: dict[str, object], runs: list[Run], rows: list[Row]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "meta": meta,
+        "runs": [dataclasses.asdict(run) for run in runs],
+        "summary": [dataclasses.asdict(row) for row in rows],
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def list_all(args: argparse.Namespace) -> int:
+    available = availability(list(server_table.SERVERS), args)
+    print("servers:")
+    for server in server_table.SERVERS:
+        print(f"  {server.name:<14}{available[server.name]:<16}{server.summary}")
+    print("scenarios:")
+    for scenario in scenario_table.SCENARIOS:
+        print(f"  {scenario.name:<14}{scenario.app:<16}{scenario.summary}")
+    return 0
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    servers = _names(args.servers, list(server_table.BY_NAME), "servers")
+    scenarios = _names(args.scenarios, list(scenario_table.BY_NAME), "scenarios")
+    load = wrk.WrkLoad(args.threads, args.connections, args.duration)
+    chosen = [server_table.BY_NAME[name] for name in servers]
+    return Plan(
+        settings=Settings(args.workers, args.rounds, args.warmup, load),
+        scenarios=[scenario_table.BY_NAME[name] for name in scenarios],
+        servers=chosen,
+        available=availability(chosen, args),
+    )
+
+
+def _announce(plan: Plan, log_dir: Path) -> None:
+    settings, load = plan.settings, plan.settings.load
+    print(
+        f"{settings.workers} workers, wrk -t{load.threads} -c{load.connections} "
+        f"-d{load.duration_s}s --latency after a {settings.warmup_s} s warm-up, "
+        f"{settings.rounds} rounds; about {plan.estimate_s()} s. Server logs: {log_dir}",
+        flush=True,
+    )
+
+
+def run_all(plan: Plan, args: argparse.Namespace, log_dir: Path) -> tuple[list[Run], bool]:
+    """Every scenario in turn; on Ctrl-C, the runs completed so far and True."""
+    runs: list[Run] = []
+    try:
+        for scenario in plan.scenarios:
+            run_scenario(scenario, plan.runnable(scenario), plan.settings, args, log_dir, runs)
+    except KeyboardInterrupt:
+        print("interrupted: reporting the runs so far", flush=True)
+        return runs, True
+    return runs, False
+
+
+def report(plan: Plan, runs: list[Run], baseline: str) -> list[Row]:
+    """Print one table per scenario; return all their rows."""
+    rows: list[Row] = []
+    for scenario in plan.scenarios:
+        mine = summarize(
+            runs, scenario.name, plan.statuses(scenario), plan.settings.rounds, baseline
+        )
+        rounds = plan.settings.rounds
+        title = f"\nscenario {scenario.name}: {scenario.summary} (medians over {rounds} rounds)"
+        print(table(mine, title, baseline))
+        rows += mine
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.setup:
+        return setup_peers(args.setup_python)
+    if args.list:
+        return list_all(args)
+    if not Path(wrk.WRK).exists():
+        raise SystemExit(f"{wrk.WRK} not found: install wrk (apt-get install wrk)")
+    plan = make_plan(args)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    log_dir = RESULTS / "logs" / stamp
+    log_dir.mkdir(parents=True, exist_ok=True)
+    _announce(plan, log_dir)
+    runs, interrupted = run_all(plan, args, log_dir)
+    rows = report(plan, runs, args.baseline)
+    path = args.json or RESULTS / f"bench-{stamp}.json"
+    write_json(path, _meta(args, plan), runs, rows)
+    print(f"\nraw results: {path}")
+    return 130 if interrupted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -225,6 +225,8 @@ class HTTPCycle:
             return False  # the client may still be waiting to send it
         if self._pending is not None:
             return False
+        if self.body_done:
+            return True  # the parser already gave EndOfMessage
         parser = self.conn.parser
         while True:
             try:

@@ -10,8 +10,8 @@ path complete without waiting. Two drivers, chosen by `--coroutine-driver`:
   current task and its own context, until it first awaits something that is not
   ready. If it finishes there, the loop never turns. If it suspends, the same
   Task is finished on the thread's loop — the coroutine is never restarted.
-  Python 3.11 has no eager tasks; there the driver runs the Task's first step
-  from the loop's ready queue itself, which is what eager_start does.
+  Python 3.11 has no eager tasks; there the driver captures the Task's first
+  step as it is scheduled and runs it itself, which is what eager_start does.
 
 The measured difference is in docs/benchmarks.md.
 """
@@ -42,11 +42,32 @@ class LoopDriver:
         _close_loop(self.loop)
 
 
+class _StepCapturingLoop(asyncio.SelectorEventLoop):
+    """Python 3.11: a loop that hands a new Task's first step back instead of queueing it.
+
+    3.11 has no eager tasks. A Task schedules its first step with `call_soon`; while
+    `capture` is set, this loop returns that step to the driver, which runs it at once
+    (what `eager_start=True` does on 3.12+), skipping a Handle and a queue round trip.
+    """
+
+    capture: list[tuple[Any, tuple[Any, ...], Any]] | None = None
+
+    def call_soon(self, callback: Any, *args: Any, context: Any = None) -> Any:
+        capture = self.capture
+        if capture is None:
+            return super().call_soon(callback, *args, context=context)
+        self.capture = None
+        capture.append((callback, args, context))
+        return None  # Task.__init__ discards the handle
+
+
 class EagerDriver:
     """Step the coroutine as an eager Task; turn the loop only if it really suspends."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = (
+            asyncio.new_event_loop() if sys.version_info >= (3, 12) else _StepCapturingLoop()
+        )
         self._thread_id = threading.get_ident()
 
     def run(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -74,14 +95,16 @@ class EagerDriver:
 
         def _start(self, coro: Coroutine[Any, Any, None]) -> "asyncio.Task[None]":
             loop = self.loop
-            # Python 3.11 has no eager tasks: create the Task, then run the first step it
-            # just scheduled (the newest entry of the loop's ready queue) ourselves.
+            first_step: list[tuple[Any, tuple[Any, ...], Any]] = []
+            loop.capture = first_step  # type: ignore[attr-defined]
             asyncio._set_running_loop(loop)
             try:
-                task = loop.create_task(coro)
-                loop._ready.pop()._run()  # type: ignore[attr-defined]
+                task = asyncio.Task(coro, loop=loop)
+                step, args, context = first_step[0]
+                context.run(step, *args)
             finally:
                 asyncio._set_running_loop(None)
+                loop.capture = None  # type: ignore[attr-defined]
             return task
 
     def close(self) -> None:

@@ -15,7 +15,7 @@ from .asgi_http import ERROR_BODIES, HTTPCycle
 from .asgi_scope import build_http_scope
 from .connection import ClientDisconnected, Connection
 from .coroutine_driver import CoroutineDriver, make_driver
-from .date_header import DateHeader
+from .default_headers import DefaultHeaders
 from .http1 import (
     NEED_DATA,
     BodyFraming,
@@ -37,8 +37,10 @@ class SyncWorker:
         self.ctx = ctx
         self.config = ctx.config
         self.current: Connection | None = None  # read by shutdown to unblock a stuck write
-        self._date = DateHeader()
-        self._log_access = False
+        self._default_headers = DefaultHeaders(
+            self.config.server_name if self.config.server_header else None,
+            self.config.date_header,
+        )
 
     def run(self) -> None:
         driver = make_driver(self.config.coroutine_driver)
@@ -141,7 +143,7 @@ class SyncWorker:
             return False
         started = time.perf_counter()
         keep_alive = request.keep_alive and not self.ctx.stopping.is_set()
-        writer = ResponseWriter(request, keep_alive, self._default_headers())
+        writer = ResponseWriter(request, keep_alive, self._default_headers.get())
         cycle = HTTPCycle(conn, request, writer, config.max_body_size, self.ctx.stopping)
         scope = build_http_scope(
             request,
@@ -183,14 +185,6 @@ class SyncWorker:
             cycle.conn.send_nowait(simple_response(500, ERROR_BODIES[500]))
             cycle.status = 500
         return False
-
-    def _default_headers(self) -> list[tuple[bytes, bytes]]:
-        headers = []
-        if self.config.server_header:
-            headers.append((b"server", self.config.server_name))
-        if self.config.date_header:
-            headers.append((b"date", self._date.value()))
-        return headers
 
     def _access(self, conn: Connection, request: Request, cycle: HTTPCycle, started: float) -> None:
         if not access_log.isEnabledFor(logging.INFO):

@@ -22,6 +22,11 @@ from .events import (
 )
 
 _MAX_CHUNK_LINE = 4096
+_END = EndOfMessage()
+# Fields that decide framing or connection handling; all others pass straight through.
+_FRAMING_FIELDS = frozenset(
+    (b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +114,22 @@ def _parse_request_line(line: bytes, limits: ParserLimits) -> tuple[bytes, bytes
 def parse_head(head: bytes, limits: ParserLimits) -> Request:
     """Turn a complete request head (without its final CRLF CRLF) into a Request."""
     lines = head.split(b"\r\n")
-    method, target, version = _parse_request_line(lines[0], limits)
-    if len(head) - len(lines[0]) > limits.max_header_bytes:
+    request_line = lines.pop(0)
+    method, target, version = _parse_request_line(request_line, limits)
+    if len(head) - len(request_line) > limits.max_header_bytes:
         raise ProtocolError(431, "request header block too large")
-    headers = _parse_fields(lines[1:], limits)
+    if len(lines) > limits.max_headers:
+        raise ProtocolError(431, "too many header fields")
+    if _abnf.FIELD_BLOCK.fullmatch(head, len(request_line)):
+        # One regex validated every line; splitting with C string methods is then safe.
+        headers = tuple(
+            [
+                (name.lower(), value.strip(b" \t"))
+                for name, _, value in [line.partition(b":") for line in lines]
+            ]
+        )
+    else:
+        headers = _parse_fields(lines, limits)  # finds the bad line and says what is wrong
     return _build_request(method, target, version, headers)
 
 
@@ -125,6 +142,8 @@ def _build_request(method: bytes, target: bytes, version: bytes, headers: Header
     expect = b""
     upgrade = None
     for name, value in headers:
+        if name not in _FRAMING_FIELDS:
+            continue
         if name == b"host":
             hosts += 1
             host = value
@@ -174,7 +193,9 @@ class RequestParser:
 
     def __init__(self, limits: ParserLimits | None = None) -> None:
         self.limits = limits or ParserLimits()
-        self._buf = bytearray()
+        # Immutable bytes: in the common case a read holds exactly one request and
+        # `feed` just keeps a reference; consuming is slicing, never a memmove.
+        self._buf = b""
         self._eof = False
         self._state: Callable[[], Event] = self._read_head
         self._remaining = 0  # body bytes left in the current length-framed message or chunk
@@ -184,14 +205,14 @@ class RequestParser:
     def feed(self, data: bytes) -> None:
         """Add bytes from the peer; b"" means the peer closed its side."""
         if data:
-            self._buf += data
+            self._buf = self._buf + data if self._buf else data
         else:
             self._eof = True
 
     @property
     def buffered(self) -> bytes:
         """Bytes received but not yet turned into events (used by handoffs)."""
-        return bytes(self._buf)
+        return self._buf
 
     @property
     def has_buffered_data(self) -> bool:
@@ -212,15 +233,20 @@ class RequestParser:
 
     def _read_head(self) -> Event:
         buf = self._buf
-        # RFC 9112 2.2: ignore empty lines received before the request line.
-        while buf[:2] == b"\r\n":
-            del buf[:2]
-            self._scanned = max(0, self._scanned - 2)
+        if not buf:
+            return ConnectionClosed() if self._eof else NEED_DATA
+        if buf[:2] == b"\r\n":
+            # RFC 9112 2.2: ignore empty lines received before the request line.
+            start = 2
+            while buf[start : start + 2] == b"\r\n":
+                start += 2
+            buf = self._buf = buf[start:]
+            self._scanned = max(0, self._scanned - start)
         end = buf.find(b"\r\n\r\n")
         if end < 0:
             return self._incomplete_head()
-        head = bytes(buf[:end])
-        del buf[: end + 4]
+        head = buf[:end]
+        self._buf = buf[end + 4 :]
         self._scanned = 0
         request = parse_head(head, self.limits)
         self._start_body(request)
@@ -258,7 +284,7 @@ class RequestParser:
 
     def _end_of_message(self) -> Event:
         self._state = self._paused
-        return EndOfMessage()
+        return _END
 
     def _read_length_body(self) -> Event:
         if self._remaining == 0:
@@ -269,8 +295,7 @@ class RequestParser:
                 raise ProtocolError(400, "connection closed inside the request body")
             return NEED_DATA
         n = min(self._remaining, len(buf))
-        data = bytes(buf[:n])
-        del buf[:n]
+        data, self._buf = (buf, b"") if n == len(buf) else (buf[:n], buf[n:])
         self._remaining -= n
         return Data(data)
 
@@ -283,7 +308,7 @@ class RequestParser:
         if m is None:
             raise ProtocolError(400, "invalid chunk size line")
         size = int(m[1], 16)
-        del buf[: end + 2]
+        self._buf = buf[end + 2 :]
         if size == 0:
             self._state = self._read_trailers
             return self._read_trailers()
@@ -306,8 +331,7 @@ class RequestParser:
                 raise ProtocolError(400, "connection closed inside the request body")
             return NEED_DATA
         n = min(self._remaining, len(buf))
-        data = bytes(buf[:n])
-        del buf[:n]
+        data, self._buf = (buf, b"") if n == len(buf) else (buf[:n], buf[n:])
         self._remaining -= n
         if self._remaining == 0:
             self._state = self._read_chunk_end
@@ -323,16 +347,16 @@ class RequestParser:
             return NEED_DATA
         if buf[:2] != b"\r\n":
             raise ProtocolError(400, "chunk data not followed by CRLF")
-        del buf[:2]
+        self._buf = buf[2:]
         self._state = self._read_chunk_size
         return self._read_chunk_size()
 
     def _read_trailers(self) -> Event:
         buf = self._buf
         if buf[:2] == b"\r\n":
-            del buf[:2]
+            self._buf = buf[2:]
             self._state = self._paused
-            return EndOfMessage()
+            return _END
         end = buf.find(b"\r\n\r\n")
         if end < 0:
             if len(buf) > self.limits.max_header_bytes:
@@ -344,8 +368,8 @@ class RequestParser:
             return NEED_DATA
         if end > self.limits.max_header_bytes:
             raise ProtocolError(431, "trailer section too large")
-        lines = bytes(buf[:end]).split(b"\r\n")
-        del buf[: end + 4]
+        lines = buf[:end].split(b"\r\n")
+        self._buf = buf[end + 4 :]
         trailers = _parse_fields(lines, self.limits)
         self._state = self._paused
         return EndOfMessage(trailers)

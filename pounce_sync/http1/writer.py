@@ -103,7 +103,12 @@ class ResponseWriter:
         if not 200 <= status <= 999:
             raise LocalProtocolError(f"invalid final status {status}")
         kept = []
-        for name, value in validate_headers(headers):
+        name_ok = _abnf.RESPONSE_FIELD_NAME.fullmatch
+        for name, value in headers:
+            if type(name) is not bytes or type(value) is not bytes:
+                name, value = bytes(name), bytes(value)
+            if name_ok(name) is None or b"\r" in value or b"\n" in value or b"\0" in value:
+                raise LocalProtocolError(f"invalid response header {name!r}: {value!r}")
             lname = name.lower()
             if lname == b"content-length":
                 if self._content_length is not None or _abnf.DIGITS.fullmatch(value) is None:
@@ -171,9 +176,9 @@ class ResponseWriter:
             self._headers.append((b"content-length", b"%d" % self._content_length))
         parts = [status_line(self._status)]
         for name, value in self._default_headers:
-            parts.append(b"%s: %s\r\n" % (name, value))
+            parts += (name, b": ", value, b"\r\n")
         for name, value in self._headers:
-            parts.append(b"%s: %s\r\n" % (name, value))
+            parts += (name, b": ", value, b"\r\n")
         if not self._keep_alive:
             parts.append(b"connection: close\r\n")
         elif self._request.http_version == b"1.0":

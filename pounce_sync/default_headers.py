@@ -1,40 +1,37 @@
-"""Default response headers (Date, Server), rebuilt at most once a second per worker thread."""
+"""Default response fields (Date, Server), encoded at most once a second per worker thread."""
 
 import time
 from email.utils import formatdate
 
-Header = tuple[bytes, bytes]
+from .http1 import encode_fields
 
 
 class DefaultHeaders:
-    """Owned by one worker thread, so it needs no lock.
+    """Owned by one worker thread, so it needs no lock."""
 
-    The list it returns is shared by every response within the same second; the
-    response writer only reads it.
-    """
-
-    __slots__ = ("_date", "_headers", "_second", "_server")
+    __slots__ = ("_date", "_encoded", "_second", "_server")
 
     def __init__(self, server: bytes | None, date: bool) -> None:
         self._server = server
         self._date = date
         self._second = -1
-        self._headers: list[Header] = self._build(0.0)
+        self._encoded = self._encode(0.0)
 
-    def get(self) -> list[Header]:
+    def get(self) -> bytes:
+        """Header lines, CRLF-terminated, ready to follow the status line."""
         if not self._date:
-            return self._headers
+            return self._encoded
         now = time.time()
         second = int(now)
         if second != self._second:
             self._second = second
-            self._headers = self._build(now)
-        return self._headers
+            self._encoded = self._encode(now)
+        return self._encoded
 
-    def _build(self, now: float) -> list[Header]:
+    def _encode(self, now: float) -> bytes:
         headers = []
         if self._server is not None:
             headers.append((b"server", self._server))
         if self._date:
             headers.append((b"date", formatdate(now, usegmt=True).encode("ascii")))
-        return headers
+        return encode_fields(headers)

@@ -50,23 +50,32 @@ class SyncWorker:
             driver.close()
 
     def _serve_forever(self, driver: CoroutineDriver) -> None:
-        ctx = self.ctx
-        poller, listeners, stopping = ctx.poller, ctx.listeners, ctx.stopping
         self._driver = driver
+        wait, stopping = self.ctx.poller.wait, self.ctx.stopping
         while not stopping.is_set():
-            for fd, _ in poller.wait(1.0):
-                listener = listeners.get(fd)
-                if listener is not None:
-                    self._accept(listener)
-                    continue
-                conn = poller.claim(fd)
-                if conn is not None:
-                    self.current = conn
-                    if conn.read_ready():
-                        self._serve(conn)
-                    else:
-                        self._park(conn)
-                    self.current = None
+            for fd, _ in wait(1.0):
+                self.dispatch(fd)
+
+    def dispatch(self, fd: int) -> None:
+        """Handle one readiness event from the shared poller."""
+        listener = self.ctx.listeners.get(fd)
+        if listener is not None:
+            self._accept(listener)
+            return
+        conn = self.ctx.poller.claim(fd)
+        if conn is None:
+            return  # the reaper or shutdown took it first
+        self.current = conn
+        try:
+            if conn.read_ready():
+                self._serve(conn)
+            else:
+                self._park(conn)
+        except Exception:
+            error_log.exception("Unexpected error serving %s", conn.client)
+            self._close(conn)
+        finally:
+            self.current = None
 
     # -- accepting -------------------------------------------------------------
     def _accept(self, listener: Listener) -> None:

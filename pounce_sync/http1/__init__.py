@@ -12,7 +12,14 @@ from .events import (
     Request,
 )
 from .parser import ParserLimits, RequestParser, parse_head
-from .writer import LAST_CHUNK, ResponseWriter, encode_chunk, simple_response, status_line
+from .writer import (
+    LAST_CHUNK,
+    ResponseWriter,
+    encode_chunk,
+    encode_fields,
+    simple_response,
+    status_line,
+)
 
 __all__ = [
     "LAST_CHUNK",
@@ -30,6 +37,7 @@ __all__ = [
     "RequestParser",
     "ResponseWriter",
     "encode_chunk",
+    "encode_fields",
     "parse_head",
     "simple_response",
     "status_line",

@@ -1,7 +1,8 @@
-"""Events the request parser produces: frozen, slotted, one screen."""
+"""Events the request parser produces: immutable, one screen."""
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 
 class BodyFraming(Enum):
@@ -10,9 +11,13 @@ class BodyFraming(Enum):
     CHUNKED = "chunked"
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
-    """A parsed request head, with the framing decisions already made."""
+class Request(NamedTuple):
+    """A parsed request head, with the framing decisions already made.
+
+    A NamedTuple rather than a frozen dataclass: one is built per request, and a
+    frozen dataclass's __init__ cost 17,500 instructions against about 2,000 for
+    the NamedTuple (callgrind), 13% of the whole in-memory request path.
+    """
 
     method: bytes
     target: bytes

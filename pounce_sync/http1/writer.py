@@ -18,8 +18,20 @@ _NO_BODY_STATUSES = frozenset({204, 304})
 Header = tuple[bytes, bytes]
 
 
+_STATUS_LINES = {code: b"HTTP/1.1 %d %s\r\n" % (code, reason) for code, reason in _REASONS.items()}
+# Deleting these from a field name must leave nothing (RFC 9110 token).
+_TCHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_FRAMING_FIELDS = frozenset((b"content-length", b"transfer-encoding", b"connection"))
+
+
 def status_line(status: int) -> bytes:
-    return b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b""))
+    line = _STATUS_LINES.get(status)
+    return line if line is not None else b"HTTP/1.1 %d \r\n" % status
+
+
+def encode_fields(headers: Iterable[Header]) -> bytes:
+    """Header lines as wire bytes, for fields the server adds to every response."""
+    return b"".join(b"%s: %s\r\n" % (name, value) for name, value in validate_headers(headers))
 
 
 def validate_headers(headers: Iterable[Header]) -> list[Header]:
@@ -56,14 +68,18 @@ def simple_response(status: int, body: bytes, extra: Iterable[Header] = ()) -> b
 
 
 class ResponseWriter:
-    """One response: `start()` then `body()` calls; each `body()` returns bytes to send."""
+    """One response: `start()` then `body()` calls; each `body()` returns bytes to send.
+
+    `default_fields` is a pre-encoded block of header lines (see `encode_fields`)
+    sent first, e.g. Server and Date, encoded once a second rather than per response.
+    """
 
     __slots__ = (
         "_content_length",
-        "_default_headers",
+        "_default_fields",
+        "_fields",
         "_framing",
         "_head_only",
-        "_headers",
         "_keep_alive",
         "_request",
         "_sent",
@@ -71,12 +87,12 @@ class ResponseWriter:
         "finished",
     )
 
-    def __init__(self, request: Request, keep_alive: bool, default_headers: list[Header]) -> None:
+    def __init__(self, request: Request, keep_alive: bool, default_fields: bytes) -> None:
         self._request = request
         self._keep_alive = keep_alive
-        self._default_headers = default_headers
+        self._default_fields = default_fields
         self._status = 0
-        self._headers: list[Header] = []
+        self._fields: list[bytes] = []  # the app's header lines, encoded as they arrive
         self._content_length: int | None = None
         self._framing = b""  # b"length", b"chunked", b"close" or b"none"
         self._head_only = request.method == b"HEAD"
@@ -102,29 +118,32 @@ class ResponseWriter:
             raise LocalProtocolError("response already started")
         if not 200 <= status <= 999:
             raise LocalProtocolError(f"invalid final status {status}")
-        kept = []
-        name_ok = _abnf.RESPONSE_FIELD_NAME.fullmatch
+        fields: list[bytes] = []
+        content_length: int | None = None
+        close = False
         for name, value in headers:
             if type(name) is not bytes or type(value) is not bytes:
                 name, value = bytes(name), bytes(value)
-            if name_ok(name) is None or b"\r" in value or b"\n" in value or b"\0" in value:
+            # Deleting every token character must leave nothing; values may hold
+            # anything but CR, LF and NUL. Each check is one C call.
+            if not name or name.translate(None, _TCHARS) or b"\r" in value or b"\n" in value:
+                raise LocalProtocolError(f"invalid response header {name!r}: {value!r}")
+            if b"\0" in value:
                 raise LocalProtocolError(f"invalid response header {name!r}: {value!r}")
             lname = name.lower()
-            if lname == b"content-length":
-                if self._content_length is not None or _abnf.DIGITS.fullmatch(value) is None:
+            if lname not in _FRAMING_FIELDS:
+                fields += (name, b": ", value, b"\r\n")
+            elif lname == b"content-length":  # checked and kept; the other framing fields are ours
+                if content_length is not None or _abnf.DIGITS.fullmatch(value) is None:
                     raise LocalProtocolError(f"invalid Content-Length {value!r}")
-                self._content_length = int(value)
-                continue
-            elif lname == b"transfer-encoding":
-                continue  # framing is ours to choose
+                content_length = int(value)
             elif lname == b"connection":
-                # The writer states the connection's fate itself; an app's `close` is honoured.
-                if b"close" in value.lower():
-                    self._keep_alive = False
-                continue
-            kept.append((name, value))
+                close = close or b"close" in value.lower()  # an app's `close` is honoured
+        # Nothing is kept from a start() that raised: the app may still send a clean 500.
+        self._fields = fields
+        self._content_length = content_length
+        self._keep_alive = self._keep_alive and not close
         self._status = status
-        self._headers = kept
 
     def body(self, data: bytes, more_body: bool) -> bytes:
         if not self._status:
@@ -132,15 +151,16 @@ class ResponseWriter:
         if self.finished:
             raise LocalProtocolError("body after the response was complete")
         out = self._head(data, more_body) if not self._framing else b""
-        if self._framing == b"length":
+        framing = self._framing
+        if framing == b"length":
             self._sent += len(data)
             if self._sent > (self._content_length or 0):
                 raise LocalProtocolError("response body longer than its Content-Length")
         if not more_body:
             self._finish()
-        if self._head_only or self._framing == b"none":
+        if self._head_only or framing == b"none":
             return out
-        if self._framing == b"chunked":
+        if framing == b"chunked":
             return out + encode_chunk(data) + (b"" if more_body else LAST_CHUNK)
         return out + data if out else data
 
@@ -154,7 +174,7 @@ class ResponseWriter:
 
     def _choose_framing(self, data: bytes, more_body: bool) -> bytes:
         status = self._status
-        if status in _NO_BODY_STATUSES or status < 200:
+        if status in _NO_BODY_STATUSES:
             return b"none"
         if self._content_length is not None:
             return b"length"
@@ -164,24 +184,22 @@ class ResponseWriter:
         if self._head_only:
             return b"none"
         if self._request.http_version == b"1.1":
-            self._headers.append((b"transfer-encoding", b"chunked"))
             return b"chunked"
         return b"close"
 
     def _head(self, data: bytes, more_body: bool) -> bytes:
         framing = self._framing = self._choose_framing(data, more_body)
-        if framing == b"close":
-            self._keep_alive = False
+        fields = self._fields
         if framing == b"length":
-            self._headers.append((b"content-length", b"%d" % self._content_length))
-        parts = [status_line(self._status)]
-        for name, value in self._default_headers:
-            parts += (name, b": ", value, b"\r\n")
-        for name, value in self._headers:
-            parts += (name, b": ", value, b"\r\n")
+            fields.append(b"content-length: %d\r\n" % self._content_length)
+        elif framing == b"chunked":
+            fields.append(b"transfer-encoding: chunked\r\n")
+        elif framing == b"close":
+            self._keep_alive = False
         if not self._keep_alive:
-            parts.append(b"connection: close\r\n")
+            fields.append(b"connection: close\r\n\r\n")
         elif self._request.http_version == b"1.0":
-            parts.append(b"connection: keep-alive\r\n")
-        parts.append(b"\r\n")
-        return b"".join(parts)
+            fields.append(b"connection: keep-alive\r\n\r\n")
+        else:
+            fields.append(b"\r\n")
+        return status_line(self._status) + self._default_fields + b"".join(fields)

@@ -9,6 +9,7 @@ from pounce_sync.http1 import (
     Request,
     ResponseWriter,
     encode_chunk,
+    encode_fields,
     parse_head,
     simple_response,
     status_line,
@@ -32,7 +33,7 @@ def writer(
     fields = [b"Connection: keep-alive"] if version == b"1.0" else []
     request = make_request(method, version, *fields)
     alive = request.keep_alive if keep_alive is None else keep_alive
-    return ResponseWriter(request, alive, default_headers or [])
+    return ResponseWriter(request, alive, encode_fields(default_headers or []))
 
 
 def respond(w: ResponseWriter, status: int, headers: list[Header], *bodies: bytes) -> bytes:
@@ -161,7 +162,7 @@ def test_http10_keep_alive_gets_connection_keep_alive() -> None:
 
 def test_http10_without_keep_alive_gets_connection_close() -> None:
     request = make_request(b"GET", b"1.0")
-    w = ResponseWriter(request, request.keep_alive, [])
+    w = ResponseWriter(request, request.keep_alive, b"")
     out = respond(w, 200, [], b"hi")
     assert out == b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi"
     assert w.keep_alive is False

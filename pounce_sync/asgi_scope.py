@@ -23,6 +23,11 @@ def split_target(target: bytes) -> tuple[bytes, bytes]:
     return path, query
 
 
+def _decode_path(raw_path: bytes) -> str:
+    text = raw_path.decode("ascii")
+    return unquote(text) if "%" in text else text
+
+
 def build_http_scope(
     request: Request,
     *,
@@ -42,7 +47,7 @@ def build_http_scope(
         "scheme": scheme,
         "method": request.method.decode("ascii"),
         "root_path": root_path,
-        "path": root_path + unquote(raw_path.decode("ascii")),
+        "path": root_path + _decode_path(raw_path),
         "raw_path": raw_path,
         "query_string": query,
         "headers": list(request.headers),

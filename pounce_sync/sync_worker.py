@@ -37,6 +37,7 @@ class SyncWorker:
         self.ctx = ctx
         self.config = ctx.config
         self.current: Connection | None = None  # read by shutdown to unblock a stuck write
+        self._stopping = ctx.stopping.is_set
         self._default_headers = DefaultHeaders(
             self.config.server_name if self.config.server_header else None,
             self.config.date_header,
@@ -96,11 +97,11 @@ class SyncWorker:
 
     # -- serving ---------------------------------------------------------------
     def _park(self, conn: Connection) -> None:
-        if self.ctx.stopping.is_set():
+        if self._stopping():
             self._close(conn)
             return
         now = time.monotonic()
-        if conn.parser.has_buffered_data or conn.requests == 0:
+        if conn.requests == 0 or conn.parser.has_buffered_data:
             if conn.head_deadline is None:
                 conn.head_deadline = now + self.config.timeout_header_read
             self.ctx.poller.park(conn, conn.head_deadline, 408)
@@ -151,7 +152,7 @@ class SyncWorker:
             conn.send_nowait(simple_response(413, ERROR_BODIES[413]))
             return False
         started = time.perf_counter()
-        keep_alive = request.keep_alive and not self.ctx.stopping.is_set()
+        keep_alive = request.keep_alive and not self._stopping()
         writer = ResponseWriter(request, keep_alive, self._default_headers.get())
         cycle = HTTPCycle(conn, request, writer, config.max_body_size, self.ctx.stopping)
         scope = build_http_scope(
@@ -165,7 +166,7 @@ class SyncWorker:
         ok = self._run_app(scope, cycle)
         if config.access_log:
             self._access(conn, request, cycle, started)
-        return ok and writer.keep_alive and cycle.drain_body() and not self.ctx.stopping.is_set()
+        return ok and writer.keep_alive and cycle.drain_body() and not self._stopping()
 
     def _run_app(self, scope: dict[str, Any], cycle: HTTPCycle) -> bool:
         """Call the app once; True if it produced a complete response."""

@@ -3,6 +3,7 @@
 import json
 import platform
 import sys
+import sysconfig
 import threading
 from typing import Any
 
@@ -20,7 +21,7 @@ def make_diagnostic_app(worker_mode: str, worker_count: int) -> Any:
             "server": "pounce-sync",
             "python": sys.version.split()[0],
             "implementation": platform.python_implementation(),
-            "free_threaded_build": bool(getattr(sys, "_is_gil_enabled", None)),
+            "free_threaded_build": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
             "gil_enabled": gil_enabled(),
             "worker_mode": worker_mode,
             "workers": worker_count,

@@ -30,6 +30,16 @@ class Expired:
     status: int | None  # answer with this status before closing (408), or close silently
 
 
+def _has_input(conn: Connection) -> bool:
+    try:
+        conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True  # an error is news a worker must see
+    return True
+
+
 class IdlePoller:
     def __init__(self) -> None:
         self._epoll = select.epoll()
@@ -86,7 +96,11 @@ class IdlePoller:
         """
         with self._lock:
             snapshot = list(self._parked.items())
-        due = [(fd, entry) for fd, entry in snapshot if entry[1] <= now]
+        # A connection with bytes (or EOF) waiting is not idle: its request arrived in
+        # time and only waits for a free worker, which its armed event will bring.
+        due = [
+            (fd, entry) for fd, entry in snapshot if entry[1] <= now and not _has_input(entry[0])
+        ]
         expired = []
         if due:
             with self._lock:

@@ -104,6 +104,11 @@ class SyncWorker:
         if conn.requests == 0 or conn.parser.has_buffered_data:
             if conn.head_deadline is None:
                 conn.head_deadline = now + self.config.timeout_header_read
+            elif conn.head_deadline <= now:
+                # The reaper spares connections with input waiting; the deadline still
+                # holds for a head that is trickling in.
+                self._reject(conn, 408, "request head not complete by its deadline")
+                return
             self.ctx.poller.park(conn, conn.head_deadline, 408)
         else:
             self.ctx.poller.park(conn, now + self.config.timeout_keep_alive)

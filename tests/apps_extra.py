@@ -1,0 +1,55 @@
+"""Extra ASGI apps for the keep-alive and timeout tests (served as `apps_extra:NAME`)."""
+
+import os
+import threading
+from typing import Any
+
+Scope = dict[str, Any]
+
+# Set by a request to /release; a request to /hold blocks its worker thread until then.
+_released = threading.Event()
+_holding = 0  # requests blocked in /hold right now
+_holding_lock = threading.Lock()
+HOLD_LIMIT = 60.0  # a forgotten /release must not wedge a worker forever
+
+
+async def _respond(send, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def hold(scope: Scope, receive, send) -> None:
+    """/hold?SECONDS blocks its worker thread (no await) until /release or SECONDS pass.
+
+    /holding counts the requests blocked now. If $POUNCE_TEST_HOLD_MARKER names a
+    file, /hold appends a line to it once it is blocking, for tests whose only
+    worker is the one being held.
+    """
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    path = scope["path"]
+    if path == "/hold":
+        global _holding
+        limit = float(scope["query_string"] or HOLD_LIMIT)
+        with _holding_lock:
+            _holding += 1
+        marker = os.environ.get("POUNCE_TEST_HOLD_MARKER")
+        if marker:
+            with open(marker, "a") as f:
+                f.write("holding\n")
+        try:
+            released = _released.wait(limit)
+        finally:
+            with _holding_lock:
+                _holding -= 1
+        await _respond(send, 200, b"released" if released else b"hold limit reached")
+    elif path == "/holding":
+        await _respond(send, 200, b"%d" % _holding)
+    elif path == "/release":
+        _released.set()
+        await _respond(send, 200, b"ok")
+    else:
+        await _respond(send, 200, b"Hello, world!")

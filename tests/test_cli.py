@@ -1,0 +1,283 @@
+"""The command line: one-line start-up errors, app loading, the diagnostic app, fd limits.
+
+Every server here is a real `python -m pounce_sync` process on 127.0.0.1.
+"""
+
+import ctypes
+import json
+import os
+import resource
+import selectors
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from .server_process import TESTS_DIR, ServerProcess, read_response, running_server
+
+TIMEOUT = 30.0
+CAP_DAC_OVERRIDE = 1
+CAP_NET_BIND_SERVICE = 10
+PR_CAPBSET_DROP = 24
+
+
+def run_cli(*args: str, **popen) -> subprocess.CompletedProcess:
+    """Run pounce-sync to completion (start-up errors exit at once; a hang fails)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pounce_sync", *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        **popen,
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    """Assert a non-zero exit with exactly one line on stderr and no traceback; return it."""
+    assert result.returncode != 0, result
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].strip(), result.stderr
+    return lines[0]
+
+
+def serve_args(app: str, *args: str) -> list[str]:
+    return ["--host", "127.0.0.1", "--port", "0", "--app-dir", str(TESTS_DIR), *args, app]
+
+
+def get(server: ServerProcess, path: str = "/") -> tuple[bytes, bytes]:
+    with server.connect(TIMEOUT) as sock:
+        sock.sendall(b"GET %s HTTP/1.1\r\nHost: test\r\n\r\n" % path.encode())
+        status, _, body = read_response(sock)
+    return status, body
+
+
+# -- start-up errors: one line, non-zero exit -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("app", "expected"),
+    [
+        ("nocolon", "nocolon"),
+        ("no_such_module_xyz:app", "no_such_module_xyz"),
+        ("apps:no_such_attribute", "no_such_attribute"),
+    ],
+    ids=["no-colon", "missing-module", "missing-attribute"],
+)
+def test_bad_app_is_one_line_error(app: str, expected: str) -> None:
+    line = one_line_error(run_cli(*serve_args(app)))
+    assert expected in line
+
+
+def test_app_that_is_not_callable_is_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "not_an_app.py").write_text("app = 42\n")
+    line = one_line_error(run_cli(*serve_args("not_an_app:app", "--app-dir", str(tmp_path))))
+    assert "not callable" in line
+
+
+def test_app_module_raising_at_import_is_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "explodes_at_import.py").write_text("raise RuntimeError('kaboom at import time')\n")
+    line = one_line_error(
+        run_cli(*serve_args("explodes_at_import:app", "--app-dir", str(tmp_path)))
+    )
+    assert "kaboom at import time" in line
+
+
+def test_app_module_with_missing_dependency_names_the_dependency(tmp_path: Path) -> None:
+    (tmp_path / "needs_missing_dep.py").write_text("import no_such_dependency_xyz\n")
+    line = one_line_error(run_cli(*serve_args("needs_missing_dep:app", "--app-dir", str(tmp_path))))
+    assert "no_such_dependency_xyz" in line
+
+
+def test_failing_factory_is_one_line_error() -> None:
+    line = one_line_error(run_cli(*serve_args("apps:app", "--factory")))
+    assert "apps:app" in line
+
+
+def test_port_in_use_is_one_line_error() -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        result = run_cli(
+            "--host", "127.0.0.1", "--port", str(port), "--app-dir", str(TESTS_DIR), "apps:app"
+        )
+    line = one_line_error(result)
+    assert str(port) in line
+    assert "in use" in line
+
+
+def _unprivileged_port_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
+    except (OSError, ValueError):
+        return 1024
+
+
+def _drop_capabilities(*caps: int):
+    """A preexec_fn: drop `caps` from the bounding set, so the exec'd server lacks them.
+
+    The server must be unprivileged, but `nobody` may not be able to reach the
+    interpreter (it may live under /root); dropping the capability from root does
+    the same for bind() and works wherever the tests run as root.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def preexec() -> None:
+        for cap in caps:
+            if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+    return preexec
+
+
+def test_permission_denied_is_one_line_error(tmp_path: Path) -> None:
+    root = os.geteuid() == 0
+    if _unprivileged_port_start() > 80:
+        # Port 80 without CAP_NET_BIND_SERVICE.
+        where = ["--host", "127.0.0.1", "--port", "80"]
+        caps = (CAP_NET_BIND_SERVICE,)
+    else:
+        # Any user may bind port 80 here: a Unix socket in a read-only directory instead.
+        read_only = tmp_path / "read-only"
+        read_only.mkdir(mode=0o555)
+        where = ["--uds", str(read_only / "server.sock")]
+        caps = (CAP_DAC_OVERRIDE,)
+    popen = {"preexec_fn": _drop_capabilities(*caps)} if root else {}
+    result = run_cli(*where, "--app-dir", str(TESTS_DIR), "apps:app", **popen)
+    line = one_line_error(result)
+    assert "permission denied" in line.lower()
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--port", "70000"],
+        ["--port", "eighty"],
+        ["--workers", "-1"],
+        ["--lifespan", "maybe"],
+        ["--timeout-keep-alive", "0"],
+        ["--timeout-header-read", "-1"],
+        ["--limit-concurrency", "0"],
+        ["--no-such-flag"],
+    ],
+    ids=lambda flags: " ".join(flags),
+)
+def test_invalid_flag_is_exit_2_and_one_line(flags: list[str]) -> None:
+    result = run_cli(*serve_args("apps:app", *flags))
+    line = one_line_error(result)
+    assert result.returncode == 2
+    assert flags[0] in line
+
+
+# -- loading the app -------------------------------------------------------------------
+
+
+def test_factory_flag_calls_the_factory() -> None:
+    with running_server("--factory", app="apps:make_app") as server:
+        assert get(server) == (b"HTTP/1.1 200 OK", b"from factory")
+
+
+def test_app_dir_is_searched_first(tmp_path: Path) -> None:
+    (tmp_path / "app_dir_probe.py").write_text(
+        textwrap.dedent(
+            """
+            async def app(scope, receive, send):
+                if scope["type"] != "http":
+                    return
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                await send({"type": "http.response.body", "body": b"from app-dir"})
+            """
+        )
+    )
+    with running_server(
+        "--app-dir", str(tmp_path), "--lifespan", "off", app="app_dir_probe:app"
+    ) as server:
+        assert get(server) == (b"HTTP/1.1 200 OK", b"from app-dir")
+
+
+def test_no_app_serves_the_diagnostic_app() -> None:
+    with running_server("--workers", "2", app=None) as server:
+        status, body = get(server, "/diag")
+    assert status == b"HTTP/1.1 200 OK"
+    info = json.loads(body)
+    assert info["python"] == sys.version.split()[0]
+    gil_check = getattr(sys, "_is_gil_enabled", None)
+    assert info["gil_enabled"] is (True if gil_check is None else gil_check())
+    assert info["worker_mode"] in ("thread", "process")
+    assert info["workers"] == 2
+    assert info["thread"].startswith("worker-"), info
+    assert info["path"] == "/diag"
+
+
+# -- open-files limit ------------------------------------------------------------------
+
+
+def _set_nofile(soft: int, hard: int):
+    def preexec() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    return preexec
+
+
+def _open_files_limits(pid: int) -> tuple[str, str]:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line[len("Max open files") :].split()[:2]
+            return soft, hard
+    raise AssertionError("no 'Max open files' line")
+
+
+def test_open_files_soft_limit_is_raised_to_the_hard_limit() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 256:
+        pytest.skip(f"open-files hard limit is only {hard}")
+    with running_server(preexec_fn=_set_nofile(256, hard)) as server:
+        soft, server_hard = _open_files_limits(server.proc.pid)
+        assert get(server)[0] == b"HTTP/1.1 200 OK"
+    assert soft == server_hard, (soft, server_hard)
+    assert soft != "256"
+
+
+def test_running_out_of_descriptors_slows_accepting_but_does_not_crash() -> None:
+    """64 descriptors, 100 clients at once: some stall until others close, none kill it."""
+    clients = 100
+    with running_server(
+        "--workers", "2", "--timeout-keep-alive", "60", preexec_fn=_set_nofile(64, 64)
+    ) as server:
+        assert _open_files_limits(server.proc.pid) == ("64", "64")
+        socks: list[socket.socket] = []
+        try:
+            for _ in range(clients):
+                try:
+                    sock = server.connect(TIMEOUT)
+                    sock.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+                except OSError:
+                    continue  # refused or reset under pressure: tolerated
+                socks.append(sock)
+            # Collect what gets answered while all of them stay open: at most what fits in
+            # 64 descriptors. Stop once nothing new arrives for a second.
+            answered = 0
+            with selectors.DefaultSelector() as selector:
+                for sock in socks:
+                    selector.register(sock, selectors.EVENT_READ)
+                while answered < len(socks):
+                    ready = selector.select(1.0)
+                    if not ready:
+                        break
+                    for key, _ in ready:
+                        selector.unregister(key.fileobj)
+                        answered += 1
+            assert answered < clients  # the limit really was reached
+            assert server.proc.poll() is None
+        finally:
+            for sock in socks:
+                sock.close()
+        # Descriptors come back once those clients are gone; accepting resumes.
+        assert get(server) == (b"HTTP/1.1 200 OK", b"Hello, world!")
+        assert server.proc.poll() is None
+    assert "Traceback" not in server.stderr, server.stderr

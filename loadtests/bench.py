@@ -113,6 +113,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="interpreter for pounce-sync and ceiling (default: this one)",
     )
     p.add_argument(
+        "--python-ft",
+        default=str(server_table.FREE_THREADED_PYTHON),
+        help="free-threaded interpreter with pounce-sync installed, for pounce-sync-ft "
+        "(default: %(default)s, made by .ci/run)",
+    )
+    p.add_argument(
         "--python-peers",
         default=str(server_table.peers_python()),
         help="interpreter for the peer servers (default: %(default)s)",
@@ -135,7 +141,8 @@ def setup_peers(base_python: str) -> int:
 
 
 def _python(server: Server, args: argparse.Namespace) -> str:
-    return str(args.python_pounce if server.interpreter == "pounce" else args.python_peers)
+    by_role = {"pounce": args.python_pounce, "ft": args.python_ft, "peers": args.python_peers}
+    return str(by_role[server.interpreter])
 
 
 def availability(selected: list[Server], args: argparse.Namespace) -> dict[str, str]:

@@ -19,8 +19,9 @@ HOST = "127.0.0.1"
 PEERS_VENV = HERE / ".venv-peers"
 PEERS_REQUIREMENTS = HERE / "peers-requirements.txt"
 CEILING = HERE / "ceiling.py"
+FREE_THREADED_PYTHON = HERE.parent / ".venv-ft" / "bin" / "python"
 
-Interpreter = Literal["pounce", "peers"]
+Interpreter = Literal["pounce", "ft", "peers"]
 Command = Callable[[str, str, int, int], list[str]]
 Probe = Callable[[str], list[str]]
 
@@ -99,6 +100,14 @@ SERVERS: tuple[Server, ...] = (
         summary="this project",
     ),
     Server(
+        "pounce-sync-ft",
+        "ft",
+        _pounce_sync,
+        module_help("pounce_sync"),
+        "pounce-sync",
+        summary="this project on free-threaded CPython (worker threads, GIL off)",
+    ),
+    Server(
         "uvicorn",
         "peers",
         _uvicorn,
@@ -149,7 +158,7 @@ SERVERS: tuple[Server, ...] = (
     ),
 )
 
-DEFAULT_SERVERS = ("pounce-sync", "uvicorn", "uvicorn-h11", "ceiling")
+DEFAULT_SERVERS = ("pounce-sync", "pounce-sync-ft", "uvicorn", "uvicorn-h11", "ceiling")
 BY_NAME = {server.name: server for server in SERVERS}
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 LifespanMode = Literal["auto", "on", "off"]
+WorkerMode = Literal["auto", "thread", "process"]
 CoroutineDriver = Literal["auto", "eager", "loop"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 
@@ -32,7 +33,16 @@ class Config:
     backlog: int = setting(2048, "Listen backlog.")
     app_dir: str = setting(".", "Directory put first on sys.path to import the app.")
     factory: bool = setting(False, "The app attribute is a factory; call it to get the app.")
-    workers: int = setting(1, "Worker threads; 0 means os.cpu_count().")
+    workers: int = setting(
+        1,
+        "Workers: threads in thread mode, processes in process mode; 0 means os.cpu_count().",
+    )
+    worker_mode: WorkerMode = setting(
+        "auto",
+        "auto: threads when the GIL is disabled, processes when it is enabled.",
+        choices=("auto", "thread", "process"),
+    )
+    threads: int = setting(1, "Sync worker threads in each worker process (process mode).")
     root_path: str = setting("", "ASGI root_path, for apps mounted below a URL prefix.")
     lifespan: LifespanMode = setting(
         "auto", "Run the ASGI lifespan protocol.", choices=("auto", "on", "off")
@@ -55,7 +65,8 @@ class Config:
         30.0, "Seconds in-flight requests get to finish on shutdown."
     )
     limit_concurrency: int | None = setting(
-        None, "Open connections allowed; requests on connections past this get 503."
+        None,
+        "Open connections allowed per process; requests on connections past this get 503.",
     )
     max_body_size: int = setting(
         100 * 1024 * 1024, "Largest request body in bytes (413 past it); 0 for no limit."
@@ -89,6 +100,8 @@ def _validate(config: Config) -> None:
         raise ConfigError(f"--port must be between 0 and 65535, got {config.port}")
     if config.workers < 0:
         raise ConfigError(f"--workers must be 0 or more, got {config.workers}")
+    if config.threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {config.threads}")
     if config.backlog < 1:
         raise ConfigError(f"--backlog must be at least 1, got {config.backlog}")
     for name in (

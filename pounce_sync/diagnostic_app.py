@@ -1,6 +1,7 @@
 """The app served when no app is named: what this interpreter and server are doing."""
 
 import json
+import os
 import platform
 import sys
 import sysconfig
@@ -26,6 +27,7 @@ def make_diagnostic_app(worker_mode: str, worker_count: int) -> Any:
             "worker_mode": worker_mode,
             "workers": worker_count,
             "thread": threading.current_thread().name,
+            "pid": os.getpid(),
             "path": scope["path"],
         }
         body = json.dumps(info, indent=2).encode() + b"\n"

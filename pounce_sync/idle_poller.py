@@ -1,9 +1,10 @@
 """Parks idle connections so they never pin a worker thread.
 
 One epoll set is shared by all worker threads (DESIGN.md shape (b)). Every
-connection and listener is armed with EPOLLONESHOT, so a readiness event wakes
-exactly one worker, and that worker owns the connection until it parks it
-again. There is no user-space queue between the poller and the workers.
+connection is armed with EPOLLONESHOT, so a readiness event wakes exactly one
+worker, and that worker owns the connection until it parks it again. Listening
+sockets are level-triggered, so accepting needs no re-arming. There is no
+user-space queue between the poller and the workers.
 
 Ownership rule: a parked connection is in `_parked`; whoever removes it under
 the lock (a worker in `claim`, the reaper in `pop_expired`, shutdown in
@@ -22,6 +23,7 @@ from .connection import Connection
 
 _ONESHOT_IN = select.EPOLLIN | select.EPOLLONESHOT
 _LEVEL_IN = select.EPOLLIN
+_LISTEN = select.EPOLLIN | select.EPOLLEXCLUSIVE
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +77,15 @@ class IdlePoller:
 
     # -- listeners -------------------------------------------------------------
     def add_listener(self, sock: socket.socket) -> None:
-        self._epoll.register(sock.fileno(), _ONESHOT_IN)
+        """Level-triggered and exclusive: while connections wait, some worker is woken.
 
-    def rearm_listener(self, sock: socket.socket) -> None:
+        EPOLLEXCLUSIVE keeps one listening socket shared by several worker processes
+        from waking every process's epoll for each connection.
+        """
         try:
-            self._epoll.modify(sock.fileno(), _ONESHOT_IN)
+            self._epoll.register(sock.fileno(), _LISTEN)
         except (OSError, ValueError):
-            pass  # closed by shutdown meanwhile
+            pass  # already registered, or closed by shutdown meanwhile
 
     def remove_listener(self, sock: socket.socket) -> None:
         with contextlib.suppress(OSError, ValueError):

@@ -21,3 +21,12 @@ def raise_open_files_limit() -> tuple[int, int]:
         except (ValueError, OSError):
             pass
     return soft, hard
+
+
+def choose_worker_mode(requested: str) -> tuple[str, str]:
+    """("thread" | "process", why), for the start-up log."""
+    if requested != "auto":
+        return requested, f"--worker-mode {requested}"
+    if gil_enabled():
+        return "process", "auto: the GIL is enabled, so threads would not run Python in parallel"
+    return "thread", "auto: the GIL is disabled"

@@ -60,6 +60,9 @@ class ServeContext:
     stopping: threading.Event = field(default_factory=threading.Event)
     connections: ConnectionCounter = field(default_factory=lambda: ConnectionCounter(None))
     limits: ParserLimits = field(default_factory=ParserLimits)
+    # Test-only fault hook (env POUNCE_SYNC_TEST_CRASH_TARGET): a request for this exact
+    # target kills its worker thread, so tests can watch the supervisor replace it.
+    crash_target: bytes | None = None
     _paused: list[tuple[float, Listener]] = field(default_factory=list)
     _paused_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -75,8 +78,8 @@ class ServeContext:
     def pause_accepting(self, listener: Listener, exc: OSError) -> None:
         """Out of descriptors: stop accepting on `listener` briefly rather than spin or die."""
         if exc.errno not in _RESOURCE_ERRNOS:
-            self.poller.rearm_listener(listener.sock)
-            return
+            return  # the client gave up before we accepted it; nothing to pause
+        self.poller.remove_listener(listener.sock)
         error_log.warning("accept() failed (%s); pausing accepting for %.1fs", exc, ACCEPT_PAUSE)
         with self._paused_lock:
             self._paused.append((time.monotonic() + ACCEPT_PAUSE, listener))
@@ -86,4 +89,5 @@ class ServeContext:
             due = [item for item in self._paused if item[0] <= now]
             self._paused[:] = [item for item in self._paused if item[0] > now]
         for _, listener in due:
-            self.poller.rearm_listener(listener.sock)
+            if not self.stopping.is_set():
+                self.poller.add_listener(listener.sock)

@@ -8,6 +8,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -20,7 +21,8 @@ from .importer import AppImportError, load_app
 from .lifespan import Lifespan, LifespanFailure
 from .listeners import BindError, bind_listeners, describe_listener
 from .logs import configure_logging
-from .runtime import gil_enabled, raise_open_files_limit
+from .restart_budget import RestartBudget
+from .runtime import choose_worker_mode, gil_enabled, raise_open_files_limit
 from .serve_context import ConnectionCounter, Listener, ServeContext
 from .sync_worker import SyncWorker, start_worker_thread
 
@@ -36,30 +38,67 @@ def run_config(config: Config) -> int:
     """Run until a shutdown signal; returns the process exit code."""
     configure_logging(config.log_level)
     raise_open_files_limit()
+    mode, why = choose_worker_mode(config.worker_mode)
     try:
-        app = _load(config)
+        app = _load(config, mode)
         listeners = bind_listeners(config)
     except (AppImportError, BindError) as exc:
         print(f"pounce-sync: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    return Server(config, app, listeners).run()
+    _log_start(config, mode, why)
+    if mode == "process" and config.worker_count > 1:
+        from .process_supervisor import ProcessSupervisor
+
+        return ProcessSupervisor(config, app, listeners).run()
+    threads = config.worker_count if mode == "thread" else config.threads
+    return Server(config, app, listeners, threads=threads).run()
 
 
-def _load(config: Config) -> Any:
+def _load(config: Config, mode: str) -> Any:
     if config.app is None:
-        return make_diagnostic_app("thread", config.worker_count)
+        return make_diagnostic_app(mode, config.worker_count)
     return load_app(config.app, config.app_dir, config.factory)
 
 
+def _log_start(config: Config, mode: str, why: str) -> None:
+    gil = "enabled" if gil_enabled() else "disabled"
+    error_log.info("pounce-sync %s, Python %s, GIL %s", __version__, sys.version.split()[0], gil)
+    if mode == "thread":
+        shape = f"{config.worker_count} worker thread(s) in one process"
+    elif config.worker_count == 1:
+        shape = f"1 worker process (this one, no supervisor) with {config.threads} thread(s)"
+    else:
+        shape = f"{config.worker_count} worker processes with {config.threads} thread(s) each"
+    error_log.info("Worker mode: %s (%s): %s", mode, why, shape)
+
+
 class Server:
-    def __init__(self, config: Config, app: Any, listeners: list[Listener]) -> None:
+    """One process's serving: lifespan, worker threads, the reaper, graceful drain."""
+
+    def __init__(
+        self,
+        config: Config,
+        app: Any,
+        listeners: list[Listener],
+        *,
+        threads: int,
+        primary: bool = True,
+        on_ready: Callable[[], None] | None = None,
+    ) -> None:
         self.config = config
         self.app = app
         self.listeners = listeners
+        self.threads = threads
+        # The primary process owns the listening sockets: it announces them and removes
+        # a Unix socket's file at exit. Worker processes of a supervisor are not primary.
+        self.primary = primary
+        self.on_ready = on_ready
         self.lifespan = Lifespan(app, config.lifespan)
         self.poller = IdlePoller()
         self._shutdown_requested = threading.Event()
         self._signals = 0
+        self._exit_code = EXIT_OK
+        self._restarts = RestartBudget()
         self.workers: list[tuple[threading.Thread, SyncWorker]] = []
         self.ctx: ServeContext | None = None
 
@@ -81,12 +120,38 @@ class Server:
             self._start()
         finally:
             _restore_signal_mask(masked)
+        if self.on_ready is not None:
+            self.on_ready()
         while not self._shutdown_requested.wait(0.5):
-            pass
-        clean = self._drain()
+            self._replace_dead_workers()
+        self._drain()
         lifespan_ok = self.lifespan.shutdown(timeout=max(self.config.timeout_graceful_shutdown, 5))
         error_log.info("Finished server process [%d]", os.getpid())
-        return EXIT_OK if clean and lifespan_ok else EXIT_ERROR
+        return self._exit_code if lifespan_ok else EXIT_ERROR
+
+    def _replace_dead_workers(self) -> None:
+        """A worker thread whose loop died is replaced, within the restart budget."""
+        assert self.ctx is not None
+        for index, (thread, _) in enumerate(self.workers):
+            if thread.is_alive():
+                continue
+            if not self._restarts.spend(time.monotonic()):
+                error_log.error(
+                    "worker thread %s died; %d restarts within %.0fs already, shutting down",
+                    thread.name,
+                    self._restarts.limit,
+                    self._restarts.window,
+                )
+                self._exit_code = EXIT_ERROR
+                self._shutdown_requested.set()
+                return
+            error_log.warning("worker thread %s died; starting a new one", thread.name)
+            time.sleep(self._restarts.backoff())
+            masked = _block_shutdown_signals()
+            try:
+                self.workers[index] = start_worker_thread(self.ctx, index + 1)
+            finally:
+                _restore_signal_mask(masked)
 
     def request_shutdown(self) -> None:
         self._shutdown_requested.set()
@@ -100,6 +165,7 @@ class Server:
             listeners={listener.sock.fileno(): listener for listener in self.listeners},
             lifespan_state=self.lifespan.state,
             connections=ConnectionCounter(config.limit_concurrency),
+            crash_target=_test_crash_target(),
             limits=ParserLimits(
                 max_request_line=config.limit_request_line,
                 max_header_bytes=config.limit_request_headers_size,
@@ -111,16 +177,15 @@ class Server:
         assert self.ctx is not None
         for listener in self.listeners:
             self.poller.add_listener(listener.sock)
-        count = self.config.worker_count
+        count = self.threads
         self.workers = [start_worker_thread(self.ctx, i + 1) for i in range(count)]
         threading.Thread(target=self._reap, name="reaper", daemon=True).start()
-        gil = "enabled" if gil_enabled() else "disabled"
-        error_log.info(
-            "pounce-sync %s, Python %s, GIL %s", __version__, sys.version.split()[0], gil
-        )
         error_log.info("Started server process [%d] with %d worker threads", os.getpid(), count)
-        for listener in self.listeners:
-            error_log.info("Listening on %s (Press CTRL+C to quit)", describe_listener(listener))
+        if self.primary:
+            for listener in self.listeners:
+                error_log.info(
+                    "Listening on %s (Press CTRL+C to quit)", describe_listener(listener)
+                )
 
     def _reap(self) -> None:
         """Close connections idle past their deadline; 408 if a request head was pending."""
@@ -137,7 +202,7 @@ class Server:
             ctx.resume_paused_listeners(now)
 
     # -- shutdown --------------------------------------------------------------
-    def _drain(self) -> bool:
+    def _drain(self) -> None:
         """Stop accepting, close idle connections, let in-flight requests finish."""
         ctx = self.ctx
         assert ctx is not None
@@ -163,7 +228,6 @@ class Server:
                 self.config.timeout_graceful_shutdown,
             )
         self._close_parked()
-        return True
 
     def _close_parked(self) -> None:
         assert self.ctx is not None
@@ -175,7 +239,7 @@ class Server:
         for listener in self.listeners:
             self.poller.remove_listener(listener.sock)
             listener.sock.close()
-            if listener.server is None:
+            if listener.server is None and self.primary:
                 _unlink_quietly(self.config.uds)
 
     # -- signals ---------------------------------------------------------------
@@ -187,6 +251,11 @@ class Server:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1
+        if self._signals > 1 and not self.primary:
+            # A worker process can get SIGTERM twice in one orderly stop (a service
+            # manager signals the whole group, then the supervisor forwards its own);
+            # forcing it out is the supervisor's call, by SIGKILL.
+            return
         if self._signals > 1:
             os.write(2, b"pounce-sync: second signal, exiting without waiting\n")
             os._exit(EXIT_ERROR)
@@ -205,6 +274,11 @@ def _block_shutdown_signals() -> set[signal.Signals] | None:
 def _restore_signal_mask(previous: set[signal.Signals] | None) -> None:
     if previous is not None:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _test_crash_target() -> bytes | None:
+    target = os.environ.get("POUNCE_SYNC_TEST_CRASH_TARGET")
+    return target.encode("ascii") if target else None
 
 
 def _abort_socket(sock: socket.socket) -> None:

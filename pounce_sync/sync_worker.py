@@ -29,6 +29,12 @@ from .http1 import (
 from .serve_context import Listener, ServeContext
 
 error_log = logging.getLogger("pounce_sync.error")
+
+
+class InjectedWorkerCrash(BaseException):
+    """Raised only through the test fault hook; escapes the per-connection guard."""
+
+
 access_log = logging.getLogger("pounce_sync.access")
 
 
@@ -83,12 +89,10 @@ class SyncWorker:
         try:
             sock, addr = listener.sock.accept()
         except BlockingIOError:
-            self.ctx.poller.rearm_listener(listener.sock)
-            return
+            return  # another worker (or process) took it
         except OSError as exc:
             self.ctx.pause_accepting(listener, exc)
             return
-        self.ctx.poller.rearm_listener(listener.sock)
         conn = self.ctx.open_connection(sock, addr, listener)
         if conn.read_ready():
             self._serve(conn)
@@ -146,6 +150,8 @@ class SyncWorker:
         """Run one request through the app; True if the connection stays open."""
         conn.requests += 1
         config = self.config
+        if request.target == self.ctx.crash_target:
+            raise InjectedWorkerCrash(request.target.decode("ascii"))
         if conn.over_limit:
             conn.send_nowait(simple_response(503, ERROR_BODIES[503]))
             return False

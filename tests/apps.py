@@ -83,6 +83,8 @@ async def app(scope: Scope, receive, send) -> None:
         for i in range(count):
             await send({"type": "http.response.body", "body": b"%d\n" % i, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
+    elif path == "/pid":
+        await _respond(send, 200, str(os.getpid()).encode())
     elif path == "/big":
         size = int(scope["query_string"] or b"1048576")
         await _respond(send, 200, b"x" * size)

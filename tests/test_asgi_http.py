@@ -47,7 +47,10 @@ def test_body_over_limit_by_content_length_gets_413_without_running_the_app(tmp_
         raw = b"POST /count-body HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
         raw += b"400\r\n" + b"y" * 1024 + b"\r\n0\r\n\r\n"
         assert exchange(srv, raw).startswith(b"HTTP/1.1 413 ")
-        ok = exchange(srv, b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc")
+        ok = exchange(
+            srv,
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc",
+        )
         assert ok.startswith(b"HTTP/1.1 200 ") and ok.endswith(b"abc")
     assert not log.exists()
 

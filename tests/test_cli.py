@@ -247,7 +247,13 @@ def test_running_out_of_descriptors_slows_accepting_but_does_not_crash() -> None
     """64 descriptors, 100 clients at once: some stall until others close, none kill it."""
     clients = 100
     with running_server(
-        "--workers", "2", "--timeout-keep-alive", "60", preexec_fn=_set_nofile(64, 64)
+        "--workers",
+        "2",
+        "--worker-mode",
+        "thread",  # one process: its 64 descriptors are the whole budget
+        "--timeout-keep-alive",
+        "60",
+        preexec_fn=_set_nofile(64, 64),
     ) as server:
         assert _open_files_limits(server.proc.pid) == ("64", "64")
         socks: list[socket.socket] = []

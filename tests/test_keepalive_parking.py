@@ -81,7 +81,13 @@ def test_thousands_of_idle_connections_do_not_pin_workers(many_files: int) -> No
         pytest.skip(f"open-files hard limit {many_files} is too low for {IDLE_CONNECTIONS}")
     conns: list[socket.socket] = []
     with running_server(
-        "--workers", "4", "--no-access-log", "--timeout-keep-alive", "300"
+        "--workers",
+        "4",
+        "--worker-mode",
+        "thread",
+        "--no-access-log",
+        "--timeout-keep-alive",
+        "300",
     ) as server:
         try:
             while len(conns) < IDLE_CONNECTIONS:
@@ -213,7 +219,14 @@ def test_blocked_handler_does_not_delay_other_connections() -> None:
     while the other worker is provably stuck inside the application.
     """
     with running_server(
-        "--workers", "2", "--timeout-keep-alive", "300", "--no-access-log", app="apps_extra:hold"
+        "--workers",
+        "2",
+        "--worker-mode",
+        "thread",  # the hold app's state is per process
+        "--timeout-keep-alive",
+        "300",
+        "--no-access-log",
+        app="apps_extra:hold",
     ) as server:
         parked = [server.connect(TIMEOUT) for _ in range(10)]
         try:

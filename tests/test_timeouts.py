@@ -176,7 +176,9 @@ def test_write_timeout_releases_the_only_worker() -> None:
 
 
 def test_concurrency_limit_answers_503_then_recovers() -> None:
-    with running_server("--workers", "2", "--limit-concurrency", "2") as server:
+    # The limit is per process (as uvicorn's); one process makes the count exact here.
+    limit = ("--workers", "2", "--worker-mode", "thread", "--limit-concurrency", "2")
+    with running_server(*limit) as server:
         first, second = server.connect(TIMEOUT), server.connect(TIMEOUT)
         try:
             assert get(first) == HELLO

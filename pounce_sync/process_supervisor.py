@@ -1,0 +1,259 @@
+"""The supervisor for process mode: fork worker processes, keep them alive, drain them.
+
+The app is imported and the listening sockets are bound here, before forking, so
+every worker process shares them (copy-on-write memory, one accept queue: a
+worker that stops accepting loses no connection, which is what makes rolling
+restarts lossless). The supervisor starts no threads, so forking is safe.
+
+Workers run in their own process group (a terminal's Ctrl-C reaches only the
+supervisor, which then stops them in order) and get SIGTERM if the supervisor
+dies, so they never linger.
+"""
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any, NoReturn
+
+from .config import Config
+from .listeners import describe_listener
+from .restart_budget import RestartBudget
+from .serve_context import Listener
+
+error_log = logging.getLogger("pounce_sync.error")
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_STARTUP_FAILURE = 3
+_POLL = 0.05
+_READY_TIMEOUT = 60.0
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(slots=True)
+class WorkerProcess:
+    slot: int  # 1-based position, stable across restarts
+    pid: int
+    ready_fd: int  # read end of the pipe the worker writes one byte to once it serves
+    ready: bool = False
+
+
+class ProcessSupervisor:
+    def __init__(self, config: Config, app: Any, listeners: list[Listener]) -> None:
+        self.config = config
+        self.app = app
+        self.listeners = listeners
+        self.workers: dict[int, WorkerProcess] = {}  # by pid
+        self.retiring: set[int] = set()  # pids we told to stop
+        self.restarts = RestartBudget()
+        self._stop = threading.Event()  # set from a signal handler
+        self._reload = False
+        self._signals = 0
+        self._exit_code = EXIT_OK
+
+    # -- lifecycle -------------------------------------------------------------
+    def run(self) -> int:
+        self._install_signal_handlers()
+        for listener in self.listeners:
+            error_log.info("Listening on %s (Press CTRL+C to quit)", describe_listener(listener))
+        for slot in range(1, self.config.worker_count + 1):
+            self._spawn(slot)
+        while not self._stop.wait(_POLL):
+            self._collect_ready()
+            self._reap()
+            if self._reload:
+                self._reload = False
+                self._rolling_restart()
+        self._stop_all()
+        return self._exit_code
+
+    def _spawn(self, slot: int) -> WorkerProcess:
+        ready_r, ready_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(ready_r)
+            self._worker_main(slot, ready_w)
+        os.close(ready_w)
+        worker = WorkerProcess(slot, pid, ready_r)
+        self.workers[pid] = worker
+        error_log.info("Started worker process %d [%d]", slot, pid)
+        return worker
+
+    def _worker_main(self, slot: int, ready_w: int) -> NoReturn:
+        code = EXIT_ERROR
+        try:
+            os.setpgid(0, 0)
+            _die_with_parent()
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_DFL)
+            threading.current_thread().name = f"process-{slot}"
+            from .server import Server
+
+            def ready() -> None:
+                os.write(ready_w, b"R")
+                os.close(ready_w)
+
+            server = Server(
+                self.config,
+                self.app,
+                self.listeners,
+                threads=self.config.threads,
+                primary=False,
+                on_ready=ready,
+            )
+            code = server.run()
+        except BaseException:
+            error_log.exception("worker process %d failed", slot)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+
+    # -- monitoring ------------------------------------------------------------
+    def _collect_ready(self) -> None:
+        for worker in self.workers.values():
+            if not worker.ready and _readable(worker.ready_fd):
+                worker.ready = True
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self._on_exit(pid, os.waitstatus_to_exitcode(status))
+
+    def _on_exit(self, pid: int, code: int) -> None:
+        worker = self.workers.pop(pid, None)
+        if worker is None:
+            return
+        os.close(worker.ready_fd)
+        if pid in self.retiring:
+            self.retiring.discard(pid)
+            return
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        if code == EXIT_STARTUP_FAILURE and not worker.ready:
+            error_log.error("worker process %d [%d] failed to start; stopping", worker.slot, pid)
+            self._exit_code = EXIT_STARTUP_FAILURE
+            self._stop.set()
+            return
+        if self._stop.is_set():
+            return
+        if not self.restarts.spend(time.monotonic()):
+            error_log.error(
+                "worker process %d [%d] %s; %d restarts within %.0fs already, shutting down",
+                worker.slot,
+                pid,
+                how,
+                self.restarts.limit,
+                self.restarts.window,
+            )
+            self._exit_code = EXIT_ERROR
+            self._stop.set()
+            return
+        error_log.warning("worker process %d [%d] %s; restarting it", worker.slot, pid, how)
+        time.sleep(self.restarts.backoff())
+        self._spawn(worker.slot)
+
+    # -- reload and stop -------------------------------------------------------
+    def _rolling_restart(self) -> None:
+        """SIGHUP: for each worker, start its replacement, wait until it serves, then stop it."""
+        error_log.info("Reloading: replacing worker processes one by one")
+        for old in sorted(self.workers.values(), key=lambda w: w.slot):
+            if old.pid in self.retiring or self._stop.is_set():
+                continue
+            new = self._spawn(old.slot)
+            if not self._wait_ready(new):
+                error_log.error("replacement for worker process %d did not start", old.slot)
+                return
+            self.retiring.add(old.pid)
+            _kill(old.pid, signal.SIGTERM)
+
+    def _wait_ready(self, worker: WorkerProcess) -> bool:
+        deadline = time.monotonic() + _READY_TIMEOUT
+        while time.monotonic() < deadline and not self._stop.is_set():
+            if _readable(worker.ready_fd, _POLL):
+                worker.ready = True
+                return True
+            self._reap()
+            if worker.pid not in self.workers:
+                return False
+        return False
+
+    def _stop_all(self) -> None:
+        """Graceful drain of every worker within the timeout, then SIGKILL stragglers."""
+        error_log.info("Shutting down: stopping %d worker processes", len(self.workers))
+        for pid in self.workers:
+            self.retiring.add(pid)
+            _kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.config.timeout_graceful_shutdown + 5
+        while self.workers and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(_POLL)
+        for pid in list(self.workers):
+            error_log.warning("worker process [%d] did not stop in time; killing it", pid)
+            _kill(pid, signal.SIGKILL)
+        while self.workers:
+            self._reap()
+            time.sleep(_POLL)
+        self._close_listeners()
+        error_log.info("Finished supervisor process [%d]", os.getpid())
+
+    def _close_listeners(self) -> None:
+        for listener in self.listeners:
+            listener.sock.close()
+            if listener.server is None and self.config.uds:
+                try:
+                    os.unlink(self.config.uds)
+                except OSError:
+                    pass
+
+    # -- signals ---------------------------------------------------------------
+    def _install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGHUP, self._on_reload_signal)
+
+    def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            os.write(2, b"pounce-sync: second signal, killing worker processes\n")
+            for pid in self.workers:
+                _kill(pid, signal.SIGKILL)
+            os._exit(EXIT_ERROR)
+        self._stop.set()
+
+    def _on_reload_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._reload = True
+
+
+def _readable(fd: int, timeout: float = 0.0) -> bool:
+    import select
+
+    return bool(select.select([fd], [], [], timeout)[0])
+
+
+def _kill(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _die_with_parent() -> None:
+    """Linux: get SIGTERM when the supervisor dies, even by SIGKILL."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the supervisor died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)

@@ -2,6 +2,24 @@
 
 Plain request/response traffic runs on blocking worker threads; everything
 long-lived or multiplexed is handed to the AsyncPool (see `async_pool`).
+
+Embedding: `pounce_sync.run("app:app", workers=4)` or `pounce_sync.run(app_object)`
+blocks until SIGINT/SIGTERM and returns the exit code, like the command line.
 """
 
+from typing import Any
+
 __version__ = "0.1.0"
+
+
+def run(app: Any, **settings: Any) -> int:
+    """Serve `app` (an import string or an ASGI callable) with `Config` settings."""
+    from .config import Config
+    from .server import run_config
+
+    if isinstance(app, str):
+        return run_config(Config(app=app, **settings))
+    return run_config(Config(**settings), app=app)
+
+
+__all__ = ["__version__", "run"]

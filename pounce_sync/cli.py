@@ -39,7 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not MISSING else None
         kind = _base_type(hints[f.name])
-        if kind is bool:
+        if typing.get_origin(kind) is tuple:
+            parser.add_argument(
+                flag, action="append", default=None, metavar="VALUE", help=help_text
+            )
+        elif kind is bool:
             parser.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=default, help=help_text
             )
@@ -57,9 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(argv: list[str] | None = None) -> Config:
     parser = build_parser()
-    namespace = parser.parse_args(argv)
+    settings = vars(parser.parse_args(argv))
+    for name, value in settings.items():
+        if isinstance(value, list):  # repeatable flags collect lists; Config holds tuples
+            settings[name] = tuple(value)
+    settings = {name: value for name, value in settings.items() if value is not None}
     try:
-        return Config(**vars(namespace))
+        return Config(**settings)
     except ConfigError as exc:
         parser.error(str(exc))
 

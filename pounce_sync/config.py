@@ -5,6 +5,7 @@ thread, so nothing on the request path needs a lock to read a setting.
 """
 
 import os
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
@@ -12,6 +13,9 @@ LifespanMode = Literal["auto", "on", "off"]
 WorkerMode = Literal["auto", "thread", "process"]
 CoroutineDriver = Literal["auto", "eager", "loop"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 class ConfigError(ValueError):
@@ -82,6 +86,19 @@ class Config:
     )
     server_header: bool = setting(True, "Send a Server header.")
     date_header: bool = setting(True, "Send a Date header.")
+    header: tuple[str, ...] = setting(
+        (), "Extra response header as 'name: value'; repeat the flag for more."
+    )
+    request_id: bool = setting(
+        False,
+        "Keep a sane incoming X-Request-ID or make one; echo it in the response, the access "
+        "log and scope['extensions']['request_id'].",
+    )
+    health_path: str | None = setting(
+        None,
+        "Path answered by the server itself, without the app: 200 while serving, "
+        "503 while draining.",
+    )
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -93,6 +110,11 @@ class Config:
     @property
     def server_name(self) -> bytes:
         return b"pounce-sync"
+
+    @property
+    def extra_headers(self) -> list[tuple[bytes, bytes]]:
+        pairs = (raw.partition(":") for raw in self.header)
+        return [(name.strip().lower().encode(), value.strip().encode()) for name, _, value in pairs]
 
 
 def _validate(config: Config) -> None:
@@ -121,6 +143,12 @@ def _validate(config: Config) -> None:
     for name in ("limit_request_line", "limit_request_fields", "limit_request_headers_size"):
         if getattr(config, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+    for raw in config.header:
+        name, sep, value = raw.partition(":")
+        if not sep or not _TOKEN.fullmatch(name) or any(c in value for c in "\r\n\0"):
+            raise ConfigError(f"--header must look like 'name: value', got {raw!r}")
+    if config.health_path is not None and not config.health_path.startswith("/"):
+        raise ConfigError(f"--health-path must start with '/', got {config.health_path!r}")
     for f in fields(config):
         choices = f.metadata.get("choices")
         if choices and getattr(config, f.name) not in choices:

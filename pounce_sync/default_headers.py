@@ -9,11 +9,14 @@ from .http1 import encode_fields
 class DefaultHeaders:
     """Owned by one worker thread, so it needs no lock."""
 
-    __slots__ = ("_date", "_encoded", "_second", "_server")
+    __slots__ = ("_date", "_encoded", "_extra", "_second", "_server")
 
-    def __init__(self, server: bytes | None, date: bool) -> None:
+    def __init__(
+        self, server: bytes | None, date: bool, extra: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         self._server = server
         self._date = date
+        self._extra = extra or []  # --header values
         self._second = -1
         self._encoded = self._encode(0.0)
 
@@ -34,4 +37,4 @@ class DefaultHeaders:
             headers.append((b"server", self._server))
         if self._date:
             headers.append((b"date", formatdate(now, usegmt=True).encode("ascii")))
-        return encode_fields(headers)
+        return encode_fields([*headers, *self._extra])

@@ -34,13 +34,16 @@ EXIT_STARTUP_FAILURE = 3
 REAP_INTERVAL = 0.25
 
 
-def run_config(config: Config) -> int:
-    """Run until a shutdown signal; returns the process exit code."""
+def run_config(config: Config, app: Any = None) -> int:
+    """Run until a shutdown signal; returns the process exit code.
+
+    `app` is an ASGI callable to serve instead of importing `config.app`.
+    """
     configure_logging(config.log_level)
     raise_open_files_limit()
     mode, why = choose_worker_mode(config.worker_mode)
     try:
-        app = _load(config, mode)
+        app = app if app is not None else _load(config, mode)
         listeners = bind_listeners(config)
     except (AppImportError, BindError) as exc:
         print(f"pounce-sync: error: {exc}", file=sys.stderr)

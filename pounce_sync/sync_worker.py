@@ -26,6 +26,7 @@ from .http1 import (
     ResponseWriter,
     simple_response,
 )
+from .request_id import find_or_make_request_id
 from .serve_context import Listener, ServeContext
 
 error_log = logging.getLogger("pounce_sync.error")
@@ -47,7 +48,9 @@ class SyncWorker:
         self._default_headers = DefaultHeaders(
             self.config.server_name if self.config.server_header else None,
             self.config.date_header,
+            self.config.extra_headers,
         )
+        self._health_target = (self.config.health_path or "").encode() or None
 
     def run(self) -> None:
         driver = make_driver(self.config.coroutine_driver)
@@ -162,9 +165,16 @@ class SyncWorker:
         ):
             conn.send_nowait(simple_response(413, ERROR_BODIES[413]))
             return False
+        if request.target == self._health_target:
+            return self._answer_health(conn, request)
         started = time.perf_counter()
         keep_alive = request.keep_alive and not self._stopping()
-        writer = ResponseWriter(request, keep_alive, self._default_headers.get())
+        fields = self._default_headers.get()
+        request_id = None
+        if config.request_id:
+            request_id = find_or_make_request_id(request.headers)
+            fields += b"x-request-id: " + request_id + b"\r\n"
+        writer = ResponseWriter(request, keep_alive, fields)
         cycle = HTTPCycle(conn, request, writer, config.max_body_size, self.ctx.stopping)
         scope = build_http_scope(
             request,
@@ -174,10 +184,25 @@ class SyncWorker:
             root_path=config.root_path,
             state=self.ctx.lifespan_state,
         )
+        if request_id is not None:
+            scope["extensions"] = {"request_id": {"id": request_id.decode("ascii")}}
         ok = self._run_app(scope, cycle)
         if config.access_log:
-            self._access(conn, request, cycle, started)
+            self._access(conn, request, cycle, started, request_id)
         return ok and writer.keep_alive and cycle.drain_body() and not self._stopping()
+
+    def _answer_health(self, conn: Connection, request: Request) -> bool:
+        """The health endpoint, answered without the app."""
+        writer = ResponseWriter(request, request.keep_alive, self._default_headers.get())
+        writer.start(200, [(b"content-type", b"text/plain")])
+        try:
+            conn.send(writer.body(b"ok\n", False))
+        except ClientDisconnected:
+            return False
+        if request.framing is not BodyFraming.NONE:
+            return False  # not worth reading a body nobody asked for
+        conn.parser.next_event()  # the body-less request's EndOfMessage
+        return writer.keep_alive
 
     def _run_app(self, scope: dict[str, Any], cycle: HTTPCycle) -> bool:
         """Call the app once; True if it produced a complete response."""
@@ -207,12 +232,19 @@ class SyncWorker:
             cycle.status = 500
         return False
 
-    def _access(self, conn: Connection, request: Request, cycle: HTTPCycle, started: float) -> None:
+    def _access(
+        self,
+        conn: Connection,
+        request: Request,
+        cycle: HTTPCycle,
+        started: float,
+        request_id: bytes | None,
+    ) -> None:
         if not access_log.isEnabledFor(logging.INFO):
             return
         client = "%s:%d" % conn.client if conn.client else "-"
         access_log.info(
-            '%s - "%s %s HTTP/%s" %d %d %.2fms',
+            '%s - "%s %s HTTP/%s" %d %d %.2fms%s',
             client,
             request.method.decode("ascii"),
             request.target.decode("ascii"),
@@ -220,6 +252,7 @@ class SyncWorker:
             cycle.status,
             cycle.bytes_sent,
             (time.perf_counter() - started) * 1000,
+            f" id={request_id.decode('ascii')}" if request_id else "",
         )
 
 

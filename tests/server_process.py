@@ -20,8 +20,15 @@ START_TIMEOUT = 30.0
 class ServerProcess:
     """A pounce-sync subprocess; stderr and stdout are collected line by line."""
 
-    def __init__(self, args: Sequence[str], env: dict[str, str] | None = None, **popen) -> None:
-        cmd = [sys.executable, "-m", "pounce_sync", *args]
+    def __init__(
+        self,
+        args: Sequence[str],
+        env: dict[str, str] | None = None,
+        script: str | None = None,
+        **popen,
+    ) -> None:
+        """`args` for `python -m pounce_sync`, or for `python <script>` if given."""
+        cmd = [sys.executable, *((script,) if script else ("-m", "pounce_sync")), *args]
         self.proc = subprocess.Popen(
             cmd,
             stdout=subprocess.PIPE,

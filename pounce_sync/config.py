@@ -35,6 +35,25 @@ class Config:
     port: int = setting(8000, "Port to bind (0 picks a free port).")
     uds: str | None = setting(None, "Bind a Unix domain socket at this path instead of TCP.")
     backlog: int = setting(2048, "Listen backlog.")
+    ssl_certfile: str | None = setting(
+        None, "TLS certificate chain (PEM), server certificate first; setting it turns on TLS."
+    )
+    ssl_keyfile: str | None = setting(
+        None, "TLS private key (PEM); omitted, the key is read from --ssl-certfile."
+    )
+    ssl_keyfile_password: str | None = setting(None, "Password of an encrypted TLS key.")
+    ssl_ca_certs: str | None = setting(
+        None, "CA certificates (PEM) that client certificates are verified against."
+    )
+    ssl_cert_reqs: int = setting(
+        0, "Client certificates: 0 not asked for, 1 optional, 2 required (mutual TLS)."
+    )
+    ssl_ciphers: str = setting(
+        "TLSv1", "OpenSSL cipher list for TLS 1.2 (TLS 1.3 always uses OpenSSL's suites)."
+    )
+    timeout_tls_handshake: float = setting(
+        10.0, "Deadline in seconds for a TLS handshake; the connection is closed silently after."
+    )
     app_dir: str = setting(".", "Directory put first on sys.path to import the app.")
     factory: bool = setting(False, "The app attribute is a factory; call it to get the app.")
     workers: int = setting(
@@ -131,6 +150,7 @@ def _validate(config: Config) -> None:
         "timeout_header_read",
         "timeout_body_read",
         "timeout_write",
+        "timeout_tls_handshake",
     ):
         if getattr(config, name) <= 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be positive")
@@ -149,7 +169,23 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"--header must look like 'name: value', got {raw!r}")
     if config.health_path is not None and not config.health_path.startswith("/"):
         raise ConfigError(f"--health-path must start with '/', got {config.health_path!r}")
+    _validate_tls(config)
     for f in fields(config):
         choices = f.metadata.get("choices")
         if choices and getattr(config, f.name) not in choices:
             raise ConfigError(f"--{f.name.replace('_', '-')} must be one of {', '.join(choices)}")
+
+
+def _validate_tls(config: Config) -> None:
+    if config.ssl_cert_reqs not in (0, 1, 2):
+        raise ConfigError("--ssl-cert-reqs must be 0 (none), 1 (optional) or 2 (required)")
+    if config.ssl_certfile is None:
+        for name in ("ssl_keyfile", "ssl_keyfile_password", "ssl_ca_certs"):
+            if getattr(config, name) is not None:
+                raise ConfigError(f"--{name.replace('_', '-')} needs --ssl-certfile")
+        if config.ssl_cert_reqs:
+            raise ConfigError("--ssl-cert-reqs needs --ssl-certfile")
+    elif config.ssl_cert_reqs and config.ssl_ca_certs is None:
+        raise ConfigError(
+            "--ssl-cert-reqs 1 or 2 needs --ssl-ca-certs to verify client certificates"
+        )

@@ -6,7 +6,9 @@ plus a recv(), a kernel timeout costs nothing until it fires.
 """
 
 import contextlib
+import select
 import socket
+import ssl
 import struct
 
 from .http1 import ParserLimits, RequestParser
@@ -27,14 +29,17 @@ class Connection:
     __slots__ = (
         "client",
         "fd",
+        "handshake_deadline",
         "head_deadline",
         "over_limit",
         "parser",
+        "partial_record",
         "registered",
         "requests",
         "scheme",
         "server",
         "sock",
+        "wants_write",
     )
 
     def __init__(
@@ -55,6 +60,10 @@ class Connection:
         self.head_deadline: float | None = None
         self.over_limit = False
         self.requests = 0
+        # TLS only (see TLSConnection); plain connections keep these values.
+        self.handshake_deadline: float | None = None
+        self.wants_write = False
+        self.partial_record = False
 
     def set_timeouts(self, read: float, write: float) -> None:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(read))
@@ -99,3 +108,128 @@ class Connection:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
+
+
+class ServerSSLSocket(ssl.SSLSocket):
+    """An SSLSocket that answers readiness peeks (`MSG_PEEK`) from the raw transport.
+
+    The idle poller's reaper and the ASGI disconnect check peek with
+    `MSG_PEEK | MSG_DONTWAIT` to learn whether bytes or EOF are waiting; a plain
+    SSLSocket refuses any flags. On a TLS connection what waits is records, so the
+    peek looks at those, consuming nothing. Every other call is the SSLSocket's own.
+    """
+
+    def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+        if flags & socket.MSG_PEEK:
+            return socket.socket.recv(self, buflen, flags)
+        return super().recv(buflen, flags)
+
+
+def _wait(fd: int, events: int, timeout: float) -> bool:
+    """Wait up to `timeout` seconds for `events` on `fd`; False if they did not come."""
+    poller = select.poll()
+    poller.register(fd, events)
+    return bool(poller.poll(timeout * 1000))
+
+
+class TLSConnection(Connection):
+    """A TLS connection: a non-blocking SSLSocket whose waits are poll() with our timeouts.
+
+    Kernel timeouts cannot bound TLS reads: when SO_RCVTIMEO interrupts a blocking
+    SSL_read, CPython's ssl module retries it, for ever. So the socket is non-blocking
+    from accept on. The handshake is stepped without waiting (the worker parks the
+    connection in between, see `read_ready`); reads and writes try first and wait in
+    poll() only when OpenSSL says it must, so plain and TLS connections keep separate
+    read and write timeouts alike.
+
+    OpenSSL can hold decrypted bytes that epoll never reports (`pending()`). Every
+    read here takes all of them into the parser, so a parked TLS connection never
+    has any, and peeking at the socket tells the whole truth about waiting input.
+    """
+
+    __slots__ = ("_read_timeout", "_write_timeout")
+
+    def __init__(
+        self,
+        sock: ssl.SSLSocket,
+        client: tuple[str, int] | None,
+        server: tuple[str, int] | None,
+        scheme: str,
+        limits: ParserLimits,
+        handshake_deadline: float,
+    ) -> None:
+        super().__init__(sock, client, server, scheme, limits)
+        self.handshake_deadline = handshake_deadline  # None once the handshake is done
+        self._read_timeout = self._write_timeout = 30.0
+
+    def set_timeouts(self, read: float, write: float) -> None:
+        self._read_timeout = read
+        self._write_timeout = write
+
+    def read_ready(self) -> bool:
+        """Step the handshake, then read a complete record, all without waiting.
+
+        False if the connection must wait; `wants_write` then says for what. A failed
+        handshake or a broken record ends the connection like EOF: silently.
+        """
+        handshaking = self.handshake_deadline is not None
+        self.wants_write = False
+        try:
+            if handshaking:
+                self.sock.do_handshake()  # type: ignore[attr-defined]
+                self.handshake_deadline = None
+            data = self._recv()
+        except ssl.SSLWantReadError:
+            # Part of a record arrived (or nothing yet, right after the handshake): the
+            # worker then parks it as a request head on its way, under the head deadline.
+            self.partial_record = not handshaking
+            return False
+        except ssl.SSLWantWriteError:
+            self.wants_write = True
+            return False
+        except OSError:  # ssl.SSLError included: a bad handshake or record, a reset
+            data = b""
+        self.partial_record = False
+        self.parser.feed(data)
+        return True
+
+    def read_blocking(self) -> None:
+        while True:
+            try:
+                data = self._recv()
+                break
+            except ssl.SSLWantReadError:
+                ready = _wait(self.fd, select.POLLIN, self._read_timeout)
+            except ssl.SSLWantWriteError:
+                ready = _wait(self.fd, select.POLLOUT, self._read_timeout)
+            if not ready:
+                raise TimeoutError("read timed out")
+        self.partial_record = False
+        self.parser.feed(data)
+
+    def _recv(self) -> bytes:
+        """One record's bytes, and whatever else OpenSSL has decrypted already."""
+        sock = self.sock
+        data = sock.recv(RECV_SIZE)
+        while data and sock.pending():  # type: ignore[attr-defined]
+            data += sock.recv(RECV_SIZE)
+        return data
+
+    def send(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[self.sock.send(view) :]
+                continue
+            except ssl.SSLWantWriteError:
+                ready = _wait(self.fd, select.POLLOUT, self._write_timeout)
+            except ssl.SSLWantReadError:
+                ready = _wait(self.fd, select.POLLIN, self._write_timeout)
+            except OSError as exc:
+                raise ClientDisconnected(str(exc)) from exc
+            if not ready:
+                raise ClientDisconnected("write timed out")
+
+    def send_nowait(self, data: bytes) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.send(data)  # the socket never blocks

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from .connection import Connection
 
 _ONESHOT_IN = select.EPOLLIN | select.EPOLLONESHOT
+_ONESHOT_OUT = select.EPOLLOUT | select.EPOLLONESHOT
 _LEVEL_IN = select.EPOLLIN
 _LISTEN = select.EPOLLIN | select.EPOLLEXCLUSIVE
 
@@ -33,6 +34,13 @@ class Expired:
 
 
 def _has_input(conn: Connection) -> bool:
+    """Bytes or EOF wait, so the connection's armed event brings a worker.
+
+    A TLS connection is never parked with decrypted bytes inside OpenSSL (see
+    TLSConnection), so peeking at its socket's raw records is the whole answer.
+    """
+    if conn.wants_write:
+        return False  # armed for writability (a TLS handshake step): input wakes nobody
     try:
         conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
     except BlockingIOError:
@@ -58,15 +66,24 @@ class IdlePoller:
     def is_wake_fd(self, fd: int) -> bool:
         return fd == self._wake_fd
 
-    def park(self, conn: Connection, deadline: float, expire_status: int | None = None) -> None:
+    def park(
+        self,
+        conn: Connection,
+        deadline: float,
+        expire_status: int | None = None,
+        *,
+        writable: bool = False,
+    ) -> None:
+        """Park `conn` until it is readable (writable: a TLS handshake step) or `deadline`."""
+        events = _ONESHOT_OUT if writable else _ONESHOT_IN
         with self._lock:
             self._parked[conn.fd] = (conn, deadline, expire_status)
         try:
             if conn.registered:
-                self._epoll.modify(conn.fd, _ONESHOT_IN)
+                self._epoll.modify(conn.fd, events)
             else:
                 conn.registered = True
-                self._epoll.register(conn.fd, _ONESHOT_IN)
+                self._epoll.register(conn.fd, events)
         except OSError:
             pass  # shutdown drained and closed it between the two steps
 
@@ -113,6 +130,23 @@ class IdlePoller:
                         del self._parked[fd]
                         expired.append(Expired(entry[0], entry[2]))
         return expired
+
+    def take_idle(self) -> list[Connection]:
+        """Take the keep-alive connections with nothing to say (graceful shutdown).
+
+        Connections that have not sent their first request yet, or have input
+        waiting, stay: their request is in flight from the client's point of view.
+        """
+        with self._lock:
+            snapshot = list(self._parked.items())
+        idle = [(fd, e) for fd, e in snapshot if e[0].requests and not _has_input(e[0])]
+        taken = []
+        with self._lock:
+            for fd, entry in idle:
+                if self._parked.get(fd) is entry:
+                    del self._parked[fd]
+                    taken.append(entry[0])
+        return taken
 
     def drain(self) -> list[Connection]:
         """Take every parked connection (shutdown)."""

@@ -1,5 +1,6 @@
 """Bind listening sockets; failures become one-line `BindError`s."""
 
+import dataclasses
 import errno
 import os
 import socket
@@ -7,6 +8,7 @@ import stat
 
 from .config import Config
 from .serve_context import Listener
+from .tls import build_ssl_context
 
 
 class BindError(Exception):
@@ -64,9 +66,18 @@ def bind_unix(path: str, backlog: int) -> Listener:
 
 
 def bind_listeners(config: Config) -> list[Listener]:
+    """Bind what `config` asks for; TLS listeners carry the context and say "https".
+
+    The TLS context is built first, so bad TLS files leave no socket bound.
+    """
+    context = build_ssl_context(config)
     if config.uds:
-        return [bind_unix(config.uds, config.backlog)]
-    return [bind_tcp(config.host, config.port, config.backlog)]
+        listeners = [bind_unix(config.uds, config.backlog)]
+    else:
+        listeners = [bind_tcp(config.host, config.port, config.backlog)]
+    if context is None:
+        return listeners
+    return [dataclasses.replace(lst, scheme="https", ssl_context=context) for lst in listeners]
 
 
 def describe_listener(listener: Listener) -> str:

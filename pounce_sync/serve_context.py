@@ -3,13 +3,14 @@
 import errno
 import logging
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from .config import Config
-from .connection import Connection
+from .connection import Connection, TLSConnection
 from .http1 import ParserLimits
 from .idle_poller import IdlePoller
 
@@ -25,6 +26,7 @@ class Listener:
     sock: socket.socket
     scheme: str
     server: tuple[str, int] | None  # scope["server"]; None for Unix sockets
+    ssl_context: ssl.SSLContext | None = None  # set: TLS, and scheme is "https"
 
 
 class ConnectionCounter:
@@ -57,7 +59,10 @@ class ServeContext:
     poller: IdlePoller
     listeners: dict[int, Listener]  # filled before workers start, read-only after
     lifespan_state: dict[str, Any] | None
+    # Draining: accept nothing new, answer with `connection: close`, keep no idle connection.
     stopping: threading.Event = field(default_factory=threading.Event)
+    # Drained: the workers leave their loops.
+    finished: threading.Event = field(default_factory=threading.Event)
     connections: ConnectionCounter = field(default_factory=lambda: ConnectionCounter(None))
     limits: ParserLimits = field(default_factory=ParserLimits)
     # Test-only fault hook (env POUNCE_SYNC_TEST_CRASH_TARGET): a request for this exact
@@ -70,7 +75,17 @@ class ServeContext:
         client = (addr[0], addr[1]) if isinstance(addr, tuple) else None
         if client is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = Connection(sock, client, listener.server, listener.scheme, self.limits)
+        context = listener.ssl_context
+        if context is None:
+            conn = Connection(sock, client, listener.server, listener.scheme, self.limits)
+        else:
+            # The handshake is stepped later by workers, without waiting (TLSConnection).
+            sock.setblocking(False)
+            tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            deadline = time.monotonic() + self.config.timeout_tls_handshake
+            conn = TLSConnection(
+                tls, client, listener.server, listener.scheme, self.limits, deadline
+            )
         conn.set_timeouts(self.config.timeout_body_read, self.config.timeout_write)
         conn.over_limit = not self.connections.acquire()
         return conn

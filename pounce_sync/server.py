@@ -25,6 +25,7 @@ from .restart_budget import RestartBudget
 from .runtime import choose_worker_mode, gil_enabled, raise_open_files_limit
 from .serve_context import ConnectionCounter, Listener, ServeContext
 from .sync_worker import SyncWorker, start_worker_thread
+from .tls import TLSConfigError
 
 error_log = logging.getLogger("pounce_sync.error")
 
@@ -45,7 +46,7 @@ def run_config(config: Config, app: Any = None) -> int:
     try:
         app = app if app is not None else _load(config, mode)
         listeners = bind_listeners(config)
-    except (AppImportError, BindError) as exc:
+    except (AppImportError, BindError, TLSConfigError) as exc:
         print(f"pounce-sync: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     _log_start(config, mode, why)
@@ -194,7 +195,7 @@ class Server:
         """Close connections idle past their deadline; 408 if a request head was pending."""
         ctx = self.ctx
         assert ctx is not None
-        while not ctx.stopping.wait(REAP_INTERVAL):
+        while not ctx.finished.wait(REAP_INTERVAL):
             now = time.monotonic()
             for expired in ctx.poller.pop_expired(now):
                 conn = expired.connection
@@ -206,18 +207,27 @@ class Server:
 
     # -- shutdown --------------------------------------------------------------
     def _drain(self) -> None:
-        """Stop accepting, close idle connections, let in-flight requests finish."""
+        """Stop accepting, close idle connections, let requests in flight finish.
+
+        In flight means: being served, or sent by the client (input waiting, or a new
+        connection whose first request is on its way). The workers keep serving those
+        with `connection: close` until none is left or the graceful timeout ends.
+        """
         ctx = self.ctx
         assert ctx is not None
         error_log.info("Shutting down")
         ctx.stopping.set()
         self._close_listeners()
-        self.poller.wake_all()
-        self._close_parked()
+        for conn in self.poller.take_idle():
+            conn.close()
+            ctx.connections.release()
         deadline = time.monotonic() + self.config.timeout_graceful_shutdown
+        while time.monotonic() < deadline and not self._drained():
+            time.sleep(0.05)  # short sleeps keep the main thread responsive to a second signal
+        ctx.finished.set()
+        self.poller.wake_all()
         for thread, _ in self.workers:
             while thread.is_alive() and time.monotonic() < deadline:
-                # Short joins keep the main thread responsive to a second signal.
                 thread.join(min(0.1, max(0.0, deadline - time.monotonic())))
         stuck = [worker for thread, worker in self.workers if thread.is_alive()]
         for worker in stuck:
@@ -231,6 +241,10 @@ class Server:
                 self.config.timeout_graceful_shutdown,
             )
         self._close_parked()
+
+    def _drained(self) -> bool:
+        idle = all(worker.current is None for _, worker in self.workers)
+        return idle and self.poller.parked_count == 0
 
     def _close_parked(self) -> None:
         assert self.ctx is not None

@@ -61,8 +61,8 @@ class SyncWorker:
 
     def _serve_forever(self, driver: CoroutineDriver) -> None:
         self._driver = driver
-        wait, stopping = self.ctx.poller.wait, self.ctx.stopping
-        while not stopping.is_set():
+        wait, finished = self.ctx.poller.wait, self.ctx.finished
+        while not finished.is_set():
             for fd, _ in wait(1.0):
                 self.dispatch(fd)
 
@@ -96,7 +96,11 @@ class SyncWorker:
         except OSError as exc:
             self.ctx.pause_accepting(listener, exc)
             return
-        conn = self.ctx.open_connection(sock, addr, listener)
+        try:
+            conn = self.ctx.open_connection(sock, addr, listener)
+        except OSError:  # the client reset before TLS could be set up on its socket
+            sock.close()
+            return
         if conn.read_ready():
             self._serve(conn)
         else:
@@ -104,11 +108,18 @@ class SyncWorker:
 
     # -- serving ---------------------------------------------------------------
     def _park(self, conn: Connection) -> None:
-        if self._stopping():
+        if conn.requests and self._stopping():
             self._close(conn)
             return
         now = time.monotonic()
-        if conn.requests == 0 or conn.parser.has_buffered_data:
+        if conn.handshake_deadline is not None:  # TLS handshake under way; silent at the end
+            if conn.handshake_deadline <= now:  # input kept the reaper away, but time is up
+                self._close(conn)
+            else:
+                self.ctx.poller.park(conn, conn.handshake_deadline, writable=conn.wants_write)
+            return
+        # A TLS record that has started to arrive is a request head on its way too.
+        if conn.requests == 0 or conn.parser.has_buffered_data or conn.partial_record:
             if conn.head_deadline is None:
                 conn.head_deadline = now + self.config.timeout_header_read
             elif conn.head_deadline <= now:

@@ -46,22 +46,17 @@ def _wait_children(srv: ServerProcess, count: int) -> set[int]:
 def test_each_worker_process_serves_on_the_shared_listener() -> None:
     with running_server("--workers", "2", *PROCESS) as srv:
         children = _wait_children(srv, 2)
-        # Each process has one thread: two overlapping slow requests need both processes.
-        results: list[int] = []
-
-        def slow() -> None:
-            with srv.connect() as sock:
-                sock.sendall(b"GET /sleep?0.5 HTTP/1.1\r\nHost: t\r\n\r\n")
-                read_response(sock)
-                sock.sendall(b"GET /pid HTTP/1.1\r\nHost: t\r\n\r\n")
-                results.append(int(read_response(sock)[2]))
-
-        threads = [threading.Thread(target=slow) for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(20)
-        assert set(results) == children
+        # One thread per process: while one process sleeps in a request, only the
+        # other is waiting on the shared listener, so it must take the next connection.
+        busy = srv.connect()
+        busy.sendall(b"GET /sleep?1.5 HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.5)
+        other = _pid_of_response(srv)
+        read_response(busy)
+        busy.sendall(b"GET /pid HTTP/1.1\r\nHost: t\r\n\r\n")
+        sleeper = int(read_response(busy)[2])
+        busy.close()
+        assert {sleeper, other} == children
         assert srv.stop() == 0
     assert "Worker mode: process (--worker-mode process): 2 worker processes" in srv.stderr
 

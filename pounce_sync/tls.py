@@ -1,0 +1,105 @@
+"""TLS set-up: the server's SSLContext, built once at start-up from the settings.
+
+Pure set-up: this module reads the certificate, key and CA files and touches no
+connection. In process mode the context is built before the workers are forked,
+so they all share it (and its session-ticket keys: a session resumes on any worker).
+
+Failures are `TLSConfigError`s whose message names the file and what is wrong with
+it. OpenSSL itself says "PEM lib" for most of them, so the files are checked in the
+order OpenSSL reads them.
+"""
+
+import ssl
+
+from .config import Config
+from .connection import ServerSSLSocket
+
+
+class TLSConfigError(Exception):
+    """The TLS files or settings cannot be used; the message is one line for the user."""
+
+
+def build_ssl_context(config: Config) -> ssl.SSLContext | None:
+    """The server context for `config`, or None when TLS is off."""
+    if config.ssl_certfile is None:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.options |= ssl.OP_NO_RENEGOTIATION  # client-initiated renegotiation is a DoS lever
+    context.sslsocket_class = ServerSSLSocket
+    context.set_alpn_protocols(["http/1.1"])
+    _set_ciphers(context, config.ssl_ciphers)
+    _load_chain(context, config.ssl_certfile, config.ssl_keyfile, config.ssl_keyfile_password)
+    context.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)
+    if config.ssl_ca_certs is not None:
+        _load_ca_certs(context, config.ssl_ca_certs)
+    return context
+
+
+def _set_ciphers(context: ssl.SSLContext, ciphers: str) -> None:
+    try:
+        context.set_ciphers(ciphers)
+    except ssl.SSLError as exc:
+        raise TLSConfigError(f"--ssl-ciphers {ciphers!r} selects no usable cipher") from exc
+
+
+def _load_chain(
+    context: ssl.SSLContext, certfile: str, keyfile: str | None, password: str | None
+) -> None:
+    _check_readable(certfile, "certificate")
+    if keyfile is not None:
+        _check_readable(keyfile, "key")
+    key_source = keyfile or certfile
+    asked = False
+
+    def give_password() -> str:
+        nonlocal asked
+        asked = True
+        # Never None: OpenSSL would then prompt for the password on the terminal.
+        return password or ""
+
+    try:
+        context.load_cert_chain(certfile, keyfile, give_password)
+    except ssl.SSLError as exc:
+        raise TLSConfigError(_chain_error(exc, certfile, key_source, password, asked)) from exc
+    except OSError as exc:
+        raise TLSConfigError(f"cannot load TLS certificate {certfile!r}: {exc}") from exc
+
+
+def _chain_error(
+    exc: ssl.SSLError, certfile: str, key_source: str, password: str | None, asked: bool
+) -> str:
+    if exc.reason == "KEY_VALUES_MISMATCH":
+        return f"TLS key {key_source!r} does not belong to certificate {certfile!r}"
+    if asked and password is None:
+        return f"TLS key {key_source!r} is encrypted; give its --ssl-keyfile-password"
+    if asked:
+        return f"wrong --ssl-keyfile-password for TLS key {key_source!r}"
+    if not _has_certificate(certfile):
+        return f"no PEM certificate in {certfile!r}"
+    return f"no usable PEM private key in {key_source!r}"
+
+
+def _has_certificate(path: str) -> bool:
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_verify_locations(cafile=path)
+    except (ssl.SSLError, OSError):
+        return False
+    return True
+
+
+def _load_ca_certs(context: ssl.SSLContext, path: str) -> None:
+    _check_readable(path, "CA certificates")
+    try:
+        context.load_verify_locations(cafile=path)
+    except (ssl.SSLError, OSError) as exc:
+        raise TLSConfigError(f"no usable PEM CA certificate in {path!r}") from exc
+
+
+def _check_readable(path: str, what: str) -> None:
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise TLSConfigError(f"cannot read TLS {what} file {path!r}: {reason}") from exc

@@ -2,10 +2,12 @@
 
 Sockets stay in blocking mode with kernel timeouts (SO_RCVTIMEO / SO_SNDTIMEO)
 instead of Python-level timeouts: a Python timeout makes every recv() a poll()
-plus a recv(), a kernel timeout costs nothing until it fires.
+plus a recv(), a kernel timeout costs nothing until it fires. TLS connections
+are the exception, and say why (TLSConnection).
 """
 
 import contextlib
+import logging
 import select
 import socket
 import ssl
@@ -14,6 +16,7 @@ import struct
 from .http1 import ParserLimits, RequestParser
 
 RECV_SIZE = 65536
+error_log = logging.getLogger("pounce_sync.error")
 
 
 def _timeval(seconds: float) -> bytes:
@@ -124,6 +127,14 @@ class ServerSSLSocket(ssl.SSLSocket):
             return socket.socket.recv(self, buflen, flags)
         return super().recv(buflen, flags)
 
+    def shutdown(self, how: int) -> None:
+        """Shut the transport down, keeping the SSL object.
+
+        Shutdown aborts a stuck request from another thread; SSLSocket.shutdown would
+        drop the SSL object under the worker still using it.
+        """
+        socket.socket.shutdown(self, how)
+
 
 def _wait(fd: int, events: int, timeout: float) -> bool:
     """Wait up to `timeout` seconds for `events` on `fd`; False if they did not come."""
@@ -139,8 +150,8 @@ class TLSConnection(Connection):
     SSL_read, CPython's ssl module retries it, for ever. So the socket is non-blocking
     from accept on. The handshake is stepped without waiting (the worker parks the
     connection in between, see `read_ready`); reads and writes try first and wait in
-    poll() only when OpenSSL says it must, so plain and TLS connections keep separate
-    read and write timeouts alike.
+    poll() only when OpenSSL says it must, under the same read and write timeouts
+    that plain connections get from the kernel.
 
     OpenSSL can hold decrypted bytes that epoll never reports (`pending()`). Every
     read here takes all of them into the parser, so a parked TLS connection never
@@ -187,7 +198,9 @@ class TLSConnection(Connection):
         except ssl.SSLWantWriteError:
             self.wants_write = True
             return False
-        except OSError:  # ssl.SSLError included: a bad handshake or record, a reset
+        except OSError as exc:  # ssl.SSLError included: a bad handshake or record, a reset
+            if handshaking:
+                error_log.debug("TLS handshake with %s failed: %s", self.client, exc)
             data = b""
         self.partial_record = False
         self.parser.feed(data)

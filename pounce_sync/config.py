@@ -113,6 +113,11 @@ class Config:
         "Keep a sane incoming X-Request-ID or make one; echo it in the response, the access "
         "log and scope['extensions']['request_id'].",
     )
+    metrics_path: str | None = setting(
+        None,
+        "Path answered by the server itself with Prometheus text metrics, summed over all "
+        "worker threads and processes.",
+    )
     health_path: str | None = setting(
         None,
         "Path answered by the server itself, without the app: 200 while serving, "
@@ -167,8 +172,10 @@ def _validate(config: Config) -> None:
         name, sep, value = raw.partition(":")
         if not sep or not _TOKEN.fullmatch(name) or any(c in value for c in "\r\n\0"):
             raise ConfigError(f"--header must look like 'name: value', got {raw!r}")
-    if config.health_path is not None and not config.health_path.startswith("/"):
-        raise ConfigError(f"--health-path must start with '/', got {config.health_path!r}")
+    for name in ("health_path", "metrics_path"):
+        path = getattr(config, name)
+        if path is not None and not path.startswith("/"):
+            raise ConfigError(f"--{name.replace('_', '-')} must start with '/', got {path!r}")
     _validate_tls(config)
     for f in fields(config):
         choices = f.metadata.get("choices")

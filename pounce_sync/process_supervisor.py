@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 
 from .config import Config
 from .listeners import describe_listener
+from .metrics import MetricsLayout, SharedMetrics
 from .restart_budget import RestartBudget
 from .serve_context import Listener
 
@@ -56,6 +57,12 @@ class ProcessSupervisor:
         self._reload = False
         self._signals = 0
         self._exit_code = EXIT_OK
+        # Made before any fork, so every worker process writes into the same mapping.
+        self.metrics = (
+            SharedMetrics(MetricsLayout(processes=config.worker_count, threads=config.threads))
+            if config.metrics_path
+            else None
+        )
 
     # -- lifecycle -------------------------------------------------------------
     def run(self) -> int:
@@ -106,6 +113,8 @@ class ProcessSupervisor:
                 threads=self.config.threads,
                 primary=False,
                 on_ready=ready,
+                metrics=self.metrics,
+                process_index=slot - 1,
             )
             code = server.run()
         except BaseException:
@@ -160,6 +169,8 @@ class ProcessSupervisor:
             self._stop.set()
             return
         error_log.warning("worker process %d [%d] %s; restarting it", worker.slot, pid, how)
+        if self.metrics is not None:
+            self.metrics.count_process_restart()
         time.sleep(self.restarts.backoff())
         self._spawn(worker.slot)
 

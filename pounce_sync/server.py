@@ -21,6 +21,7 @@ from .importer import AppImportError, load_app
 from .lifespan import Lifespan, LifespanFailure
 from .listeners import BindError, bind_listeners, describe_listener
 from .logs import configure_logging
+from .metrics import MetricsLayout, SharedMetrics, ThreadMetrics
 from .restart_budget import RestartBudget
 from .runtime import choose_worker_mode, gil_enabled, raise_open_files_limit
 from .serve_context import ConnectionCounter, Listener, ServeContext
@@ -88,6 +89,8 @@ class Server:
         threads: int,
         primary: bool = True,
         on_ready: Callable[[], None] | None = None,
+        metrics: SharedMetrics | None = None,
+        process_index: int = 0,
     ) -> None:
         self.config = config
         self.app = app
@@ -97,6 +100,10 @@ class Server:
         # a Unix socket's file at exit. Worker processes of a supervisor are not primary.
         self.primary = primary
         self.on_ready = on_ready
+        if metrics is None and config.metrics_path:
+            metrics = SharedMetrics(MetricsLayout(processes=1, threads=threads))
+        self.metrics = metrics
+        self.process_index = process_index  # which block of the shared metrics is ours
         self.lifespan = Lifespan(app, config.lifespan)
         self.poller = IdlePoller()
         self._shutdown_requested = threading.Event()
@@ -128,10 +135,21 @@ class Server:
             self.on_ready()
         while not self._shutdown_requested.wait(0.5):
             self._replace_dead_workers()
+            self._publish_gauges()
         self._drain()
         lifespan_ok = self.lifespan.shutdown(timeout=max(self.config.timeout_graceful_shutdown, 5))
         error_log.info("Finished server process [%d]", os.getpid())
         return self._exit_code if lifespan_ok else EXIT_ERROR
+
+    def _publish_gauges(self) -> None:
+        if self.metrics is not None and self.ctx is not None:
+            gauges = self.metrics.process(self.process_index)
+            gauges.set_connections(self.ctx.connections.open, self.poller.parked_count)
+
+    def _thread_metrics(self, index: int) -> ThreadMetrics | None:
+        if self.metrics is None:
+            return None
+        return self.metrics.thread(self.process_index, index)
 
     def _replace_dead_workers(self) -> None:
         """A worker thread whose loop died is replaced, within the restart budget."""
@@ -150,10 +168,14 @@ class Server:
                 self._shutdown_requested.set()
                 return
             error_log.warning("worker thread %s died; starting a new one", thread.name)
+            if self.metrics is not None:
+                self.metrics.process(self.process_index).count_thread_restart()
             time.sleep(self._restarts.backoff())
             masked = _block_shutdown_signals()
             try:
-                self.workers[index] = start_worker_thread(self.ctx, index + 1)
+                self.workers[index] = start_worker_thread(
+                    self.ctx, index + 1, self._thread_metrics(index)
+                )
             finally:
                 _restore_signal_mask(masked)
 
@@ -170,6 +192,7 @@ class Server:
             lifespan_state=self.lifespan.state,
             connections=ConnectionCounter(config.limit_concurrency),
             crash_target=_test_crash_target(),
+            metrics=self.metrics,
             limits=ParserLimits(
                 max_request_line=config.limit_request_line,
                 max_header_bytes=config.limit_request_headers_size,
@@ -182,7 +205,9 @@ class Server:
         for listener in self.listeners:
             self.poller.add_listener(listener.sock)
         count = self.threads
-        self.workers = [start_worker_thread(self.ctx, i + 1) for i in range(count)]
+        self.workers = [
+            start_worker_thread(self.ctx, i + 1, self._thread_metrics(i)) for i in range(count)
+        ]
         threading.Thread(target=self._reap, name="reaper", daemon=True).start()
         error_log.info("Started server process [%d] with %d worker threads", os.getpid(), count)
         if self.primary:

@@ -26,10 +26,14 @@ from .http1 import (
     ResponseWriter,
     simple_response,
 )
+from .metrics import ThreadMetrics
 from .request_id import find_or_make_request_id
 from .serve_context import Listener, ServeContext
 
 error_log = logging.getLogger("pounce_sync.error")
+
+
+_PROMETHEUS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
 
 class InjectedWorkerCrash(BaseException):
@@ -40,8 +44,9 @@ access_log = logging.getLogger("pounce_sync.access")
 
 
 class SyncWorker:
-    def __init__(self, ctx: ServeContext) -> None:
+    def __init__(self, ctx: ServeContext, metrics: ThreadMetrics | None = None) -> None:
         self.ctx = ctx
+        self.metrics = metrics
         self.config = ctx.config
         self.current: Connection | None = None  # read by shutdown to unblock a stuck write
         self._stopping = ctx.stopping.is_set
@@ -51,6 +56,7 @@ class SyncWorker:
             self.config.extra_headers,
         )
         self._health_target = (self.config.health_path or "").encode() or None
+        self._metrics_target = (self.config.metrics_path or "").encode() or None
 
     def run(self) -> None:
         driver = make_driver(self.config.coroutine_driver)
@@ -177,8 +183,13 @@ class SyncWorker:
             conn.send_nowait(simple_response(413, ERROR_BODIES[413]))
             return False
         if request.target == self._health_target:
-            return self._answer_health(conn, request)
+            return self._answer_local(conn, request, b"text/plain", b"ok\n")
+        if request.target == self._metrics_target and self.ctx.metrics is not None:
+            body = self.ctx.metrics.render()
+            return self._answer_local(conn, request, _PROMETHEUS_TYPE, body)
         started = time.perf_counter()
+        if self.metrics is not None:
+            self.metrics.started()
         keep_alive = request.keep_alive and not self._stopping()
         fields = self._default_headers.get()
         request_id = None
@@ -198,16 +209,21 @@ class SyncWorker:
         if request_id is not None:
             scope["extensions"] = {"request_id": {"id": request_id.decode("ascii")}}
         ok = self._run_app(scope, cycle)
+        if self.metrics is not None:
+            elapsed = time.perf_counter() - started
+            self.metrics.finished(request.method, cycle.status or 500, elapsed)
         if config.access_log:
             self._access(conn, request, cycle, started, request_id)
         return ok and writer.keep_alive and cycle.drain_body() and not self._stopping()
 
-    def _answer_health(self, conn: Connection, request: Request) -> bool:
-        """The health endpoint, answered without the app."""
+    def _answer_local(
+        self, conn: Connection, request: Request, content_type: bytes, body: bytes
+    ) -> bool:
+        """Health and metrics endpoints: answered 200 by the worker, without the app."""
         writer = ResponseWriter(request, request.keep_alive, self._default_headers.get())
-        writer.start(200, [(b"content-type", b"text/plain")])
+        writer.start(200, [(b"content-type", content_type)])
         try:
-            conn.send(writer.body(b"ok\n", False))
+            conn.send(writer.body(body, False))
         except ClientDisconnected:
             return False
         if request.framing is not BodyFraming.NONE:
@@ -267,8 +283,10 @@ class SyncWorker:
         )
 
 
-def start_worker_thread(ctx: ServeContext, index: int) -> tuple[threading.Thread, SyncWorker]:
-    worker = SyncWorker(ctx)
+def start_worker_thread(
+    ctx: ServeContext, index: int, metrics: ThreadMetrics | None = None
+) -> tuple[threading.Thread, SyncWorker]:
+    worker = SyncWorker(ctx, metrics)
     thread = threading.Thread(target=worker.run, name=f"worker-{index}", daemon=True)
     thread.start()
     return thread, worker

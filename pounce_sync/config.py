@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from .proxy_headers import parse_trusted
+
 LifespanMode = Literal["auto", "on", "off"]
 WorkerMode = Literal["auto", "thread", "process"]
 CoroutineDriver = Literal["auto", "eager", "loop"]
@@ -113,6 +115,15 @@ class Config:
         "Keep a sane incoming X-Request-ID or make one; echo it in the response, the access "
         "log and scope['extensions']['request_id'].",
     )
+    proxy_headers: bool = setting(
+        True,
+        "Take the client address, scheme and host from X-Forwarded-For/-Proto/-Host or "
+        "RFC 7239 Forwarded, from peers in --forwarded-allow-ips only.",
+    )
+    forwarded_allow_ips: str = setting(
+        "127.0.0.1",
+        "Comma-separated IPs or networks (CIDR) trusted to send proxy headers; '*' all.",
+    )
     metrics_path: str | None = setting(
         None,
         "Path answered by the server itself with Prometheus text metrics, summed over all "
@@ -172,6 +183,10 @@ def _validate(config: Config) -> None:
         name, sep, value = raw.partition(":")
         if not sep or not _TOKEN.fullmatch(name) or any(c in value for c in "\r\n\0"):
             raise ConfigError(f"--header must look like 'name: value', got {raw!r}")
+    try:
+        parse_trusted(config.forwarded_allow_ips)
+    except ValueError as exc:
+        raise ConfigError(f"--forwarded-allow-ips: {exc}") from None
     for name in ("health_path", "metrics_path"):
         path = getattr(config, name)
         if path is not None and not path.startswith("/"):

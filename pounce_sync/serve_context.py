@@ -14,6 +14,7 @@ from .connection import Connection, TLSConnection
 from .http1 import ParserLimits
 from .idle_poller import IdlePoller
 from .metrics import SharedMetrics
+from .proxy_headers import TrustedProxies
 
 error_log = logging.getLogger("pounce_sync.error")
 
@@ -69,7 +70,10 @@ class ServeContext:
     # Test-only fault hook (env POUNCE_SYNC_TEST_CRASH_TARGET): a request for this exact
     # target kills its worker thread, so tests can watch the supervisor replace it.
     crash_target: bytes | None = None
-    metrics: SharedMetrics | None = None  # for rendering; each worker writes its own cells
+    metrics: SharedMetrics | None = None
+    trusted_proxies: TrustedProxies | None = (
+        None  # None: --no-proxy-headers  # for rendering; each worker writes its own cells
+    )
     _paused: list[tuple[float, Listener]] = field(default_factory=list)
     _paused_lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -22,6 +22,7 @@ from .lifespan import Lifespan, LifespanFailure
 from .listeners import BindError, bind_listeners, describe_listener
 from .logs import configure_logging
 from .metrics import MetricsLayout, SharedMetrics, ThreadMetrics
+from .proxy_headers import parse_trusted
 from .restart_budget import RestartBudget
 from .runtime import choose_worker_mode, gil_enabled, raise_open_files_limit
 from .serve_context import ConnectionCounter, Listener, ServeContext
@@ -193,6 +194,9 @@ class Server:
             connections=ConnectionCounter(config.limit_concurrency),
             crash_target=_test_crash_target(),
             metrics=self.metrics,
+            trusted_proxies=(
+                parse_trusted(config.forwarded_allow_ips) if config.proxy_headers else None
+            ),
             limits=ParserLimits(
                 max_request_line=config.limit_request_line,
                 max_header_bytes=config.limit_request_headers_size,

@@ -27,6 +27,8 @@ from .http1 import (
     simple_response,
 )
 from .metrics import ThreadMetrics
+from .proxy_headers import apply_to_scope
+from .proxy_headers import resolve as resolve_forwarded
 from .request_id import find_or_make_request_id
 from .serve_context import Listener, ServeContext
 
@@ -208,12 +210,18 @@ class SyncWorker:
         )
         if request_id is not None:
             scope["extensions"] = {"request_id": {"id": request_id.decode("ascii")}}
+        trusted = self.ctx.trusted_proxies
+        if trusted is not None:
+            peer = conn.client[0] if conn.client else None
+            forwarded = resolve_forwarded(trusted, peer, request.headers)
+            if forwarded is not None:
+                apply_to_scope(scope, forwarded)
         ok = self._run_app(scope, cycle)
         if self.metrics is not None:
             elapsed = time.perf_counter() - started
             self.metrics.finished(request.method, cycle.status or 500, elapsed)
         if config.access_log:
-            self._access(conn, request, cycle, started, request_id)
+            self._access(scope["client"], request, cycle, started, request_id)
         return ok and writer.keep_alive and cycle.drain_body() and not self._stopping()
 
     def _answer_local(
@@ -261,7 +269,7 @@ class SyncWorker:
 
     def _access(
         self,
-        conn: Connection,
+        client_address: tuple[str, int] | None,
         request: Request,
         cycle: HTTPCycle,
         started: float,
@@ -269,7 +277,7 @@ class SyncWorker:
     ) -> None:
         if not access_log.isEnabledFor(logging.INFO):
             return
-        client = "%s:%d" % conn.client if conn.client else "-"
+        client = "%s:%d" % client_address if client_address else "-"
         access_log.info(
             '%s - "%s %s HTTP/%s" %d %d %.2fms%s',
             client,

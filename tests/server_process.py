@@ -173,3 +173,16 @@ def read_response(sock: socket.socket) -> tuple[bytes, dict[bytes, bytes], bytes
             break
         body += data
     return status, headers, body
+
+
+def get(sock: socket.socket, path: str = "/") -> tuple[bytes, bytes]:
+    """One GET on an open keep-alive connection: (status line, body)."""
+    sock.sendall(b"GET %s HTTP/1.1\r\nHost: test\r\n\r\n" % path.encode())
+    status, _, body = read_response(sock)
+    return status, body
+
+
+def get_new(server: ServerProcess, path: str = "/", timeout: float = 30.0) -> tuple[bytes, bytes]:
+    """One GET on a new connection (the timeout only turns a hang into a failure)."""
+    with server.connect(timeout) as sock:
+        return get(sock, path)

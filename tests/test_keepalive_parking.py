@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .server_process import ServerProcess, read_response, running_server
+from .server_process import ServerProcess, get, get_new, read_response, running_server
 
 IDLE_CONNECTIONS = 5000
 BATCH = 250
@@ -22,20 +22,6 @@ TIMEOUT = 30.0  # generous: only turns a hang into a failure
 
 def request(path: str = "/") -> bytes:
     return b"GET %s HTTP/1.1\r\nHost: test\r\n\r\n" % path.encode()
-
-
-def get(sock: socket.socket, path: str = "/") -> tuple[bytes, bytes]:
-    """One request on an open keep-alive connection: (status line, body)."""
-    sock.sendall(request(path))
-    status, _, body = read_response(sock)
-    return status, body
-
-
-def get_new(
-    server: ServerProcess, path: str = "/", timeout: float = TIMEOUT
-) -> tuple[bytes, bytes]:
-    with server.connect(timeout) as sock:
-        return get(sock, path)
 
 
 def status_or_closed(sock: socket.socket) -> bytes:

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from .server_process import ServerProcess, read_response, read_until_closed, running_server
+from .server_process import (
+    get,
+    get_new,
+    read_response,
+    read_until_closed,
+    running_server,
+)
 
 TIMEOUT = 30.0
 HELLO = (b"HTTP/1.1 200 OK", b"Hello, world!")
@@ -21,19 +27,6 @@ TRICKLE_HEAD = (
     + b"".join(b"X-Padding-%02d: %s\r\n" % (i, b"p" * 40) for i in range(5))
     + b"\r\n"
 )
-
-
-def get(sock: socket.socket, path: str = "/") -> tuple[bytes, bytes]:
-    sock.sendall(b"GET %s HTTP/1.1\r\nHost: test\r\n\r\n" % path.encode())
-    status, _, body = read_response(sock)
-    return status, body
-
-
-def get_new(
-    server: ServerProcess, path: str = "/", timeout: float = TIMEOUT
-) -> tuple[bytes, bytes]:
-    with server.connect(timeout) as sock:
-        return get(sock, path)
 
 
 def readable(sock: socket.socket, wait: float) -> bool:

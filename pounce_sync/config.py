@@ -17,6 +17,7 @@ CoroutineDriver = Literal["auto", "eager", "loop"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 
 
+_BIND = re.compile(r"unix:.+|fd://[0-9]+|(\[[0-9A-Fa-f:.]+\]|[^:\[\]]*):[0-9]{1,5}")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
@@ -35,7 +36,17 @@ class Config:
     )
     host: str = setting("127.0.0.1", "Address to bind.")
     port: int = setting(8000, "Port to bind (0 picks a free port).")
-    uds: str | None = setting(None, "Bind a Unix domain socket at this path instead of TCP.")
+    uds: str | None = setting(
+        None, "Bind a Unix domain socket at this path (instead of --host/--port)."
+    )
+    bind: tuple[str, ...] = setting(
+        (),
+        "Listen on HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N; repeat for several. "
+        "Replaces --host/--port.",
+    )
+    fd: int | None = setting(
+        None, "Listen on this inherited socket descriptor (systemd socket activation)."
+    )
     backlog: int = setting(2048, "Listen backlog.")
     ssl_certfile: str | None = setting(
         None, "TLS certificate chain (PEM), server certificate first; setting it turns on TLS."
@@ -179,6 +190,12 @@ def _validate(config: Config) -> None:
     for name in ("limit_request_line", "limit_request_fields", "limit_request_headers_size"):
         if getattr(config, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+    for spec in config.bind:
+        tcp = not spec.startswith(("unix:", "fd://"))
+        if not _BIND.fullmatch(spec) or (tcp and int(spec.rpartition(":")[2]) > 65535):
+            raise ConfigError(
+                f"--bind must be HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N, got {spec!r}"
+            )
     for raw in config.header:
         name, sep, value = raw.partition(":")
         if not sep or not _TOKEN.fullmatch(name) or any(c in value for c in "\r\n\0"):

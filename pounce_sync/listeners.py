@@ -62,7 +62,37 @@ def bind_unix(path: str, backlog: int) -> Listener:
         sock.close()
         raise BindError(_describe(exc, f"unix:{path}")) from exc
     sock.setblocking(False)
-    return Listener(sock, "http", None)
+    return Listener(sock, "http", None, owned_path=path)
+
+
+def bind_fd(fd: int) -> Listener:
+    """An inherited listening socket (systemd socket activation, a process manager)."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        if exc.errno == errno.ENOTSOCK:
+            raise BindError(f"--fd {fd} is not a socket") from exc
+        raise BindError(f"--fd {fd}: {exc.strerror or exc}") from exc
+    if sock.type != socket.SOCK_STREAM or not sock.getsockopt(
+        socket.SOL_SOCKET, socket.SO_ACCEPTCONN
+    ):
+        sock.detach()
+        raise BindError(f"--fd {fd} is not a listening stream socket")
+    sock.setblocking(False)
+    if sock.family == socket.AF_UNIX:
+        return Listener(sock, "http", None)
+    host, port = sock.getsockname()[:2]
+    return Listener(sock, "http", (host, port))
+
+
+def bind_spec(spec: str, backlog: int) -> Listener:
+    """One --bind value: HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N."""
+    if spec.startswith("unix:"):
+        return bind_unix(spec[len("unix:") :], backlog)
+    if spec.startswith("fd://"):
+        return bind_fd(int(spec[len("fd://") :]))
+    host, _, port = spec.rpartition(":")
+    return bind_tcp(host, int(port), backlog)
 
 
 def bind_listeners(config: Config) -> list[Listener]:
@@ -71,10 +101,20 @@ def bind_listeners(config: Config) -> list[Listener]:
     The TLS context is built first, so bad TLS files leave no socket bound.
     """
     context = build_ssl_context(config)
-    if config.uds:
-        listeners = [bind_unix(config.uds, config.backlog)]
-    else:
-        listeners = [bind_tcp(config.host, config.port, config.backlog)]
+    listeners: list[Listener] = []
+    try:
+        for spec in config.bind:
+            listeners.append(bind_spec(spec, config.backlog))
+        if config.fd is not None:
+            listeners.append(bind_fd(config.fd))
+        if config.uds:
+            listeners.append(bind_unix(config.uds, config.backlog))
+        if not listeners:
+            listeners.append(bind_tcp(config.host, config.port, config.backlog))
+    except BindError:
+        for listener in listeners:
+            listener.sock.close()
+        raise
     if context is None:
         return listeners
     return [dataclasses.replace(lst, scheme="https", ssl_context=context) for lst in listeners]

@@ -221,9 +221,9 @@ class ProcessSupervisor:
     def _close_listeners(self) -> None:
         for listener in self.listeners:
             listener.sock.close()
-            if listener.server is None and self.config.uds:
+            if listener.owned_path:
                 try:
-                    os.unlink(self.config.uds)
+                    os.unlink(listener.owned_path)
                 except OSError:
                     pass
 

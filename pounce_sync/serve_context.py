@@ -29,6 +29,7 @@ class Listener:
     scheme: str
     server: tuple[str, int] | None  # scope["server"]; None for Unix sockets
     ssl_context: ssl.SSLContext | None = None  # set: TLS, and scheme is "https"
+    owned_path: str | None = None  # a Unix socket file we created, removed at exit
 
 
 class ConnectionCounter:

@@ -285,8 +285,8 @@ class Server:
         for listener in self.listeners:
             self.poller.remove_listener(listener.sock)
             listener.sock.close()
-            if listener.server is None and self.primary:
-                _unlink_quietly(self.config.uds)
+            if self.primary:
+                _unlink_quietly(listener.owned_path)
 
     # -- signals ---------------------------------------------------------------
     def _install_signal_handlers(self) -> None:

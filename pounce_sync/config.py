@@ -89,6 +89,14 @@ class Config:
         "really awaits; 'loop' runs each request on the thread's loop. auto = eager.",
         choices=("auto", "eager", "loop"),
     )
+    limit_max_requests: int | None = setting(
+        None,
+        "Retire a worker (a thread in thread mode, a process in process mode) gracefully "
+        "after this many requests, and start a fresh one.",
+    )
+    limit_max_requests_jitter: int = setting(
+        0, "Add 0..N at random to --limit-max-requests per worker, so they do not retire at once."
+    )
     timeout_keep_alive: float = setting(5.0, "Seconds an idle keep-alive connection is kept.")
     timeout_header_read: float = setting(
         10.0, "Deadline in seconds for a whole request head (slow-client defence); 408 after."
@@ -185,6 +193,10 @@ def _validate(config: Config) -> None:
         raise ConfigError("--timeout-graceful-shutdown must be 0 or more")
     if config.limit_concurrency is not None and config.limit_concurrency < 1:
         raise ConfigError("--limit-concurrency must be at least 1")
+    if config.limit_max_requests is not None and config.limit_max_requests < 1:
+        raise ConfigError("--limit-max-requests must be at least 1")
+    if config.limit_max_requests_jitter < 0:
+        raise ConfigError("--limit-max-requests-jitter must be 0 or more")
     if config.max_body_size < 0:
         raise ConfigError("--max-body-size must be 0 or more")
     for name in ("limit_request_line", "limit_request_fields", "limit_request_headers_size"):

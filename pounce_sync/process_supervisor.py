@@ -32,6 +32,7 @@ error_log = logging.getLogger("pounce_sync.error")
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_STARTUP_FAILURE = 3
+EXIT_RETIRED = 4  # see server.EXIT_RETIRED
 _POLL = 0.05
 _READY_TIMEOUT = 60.0
 _PR_SET_PDEATHSIG = 1
@@ -147,6 +148,10 @@ class ProcessSupervisor:
         os.close(worker.ready_fd)
         if pid in self.retiring:
             self.retiring.discard(pid)
+            return
+        if code == EXIT_RETIRED and not self._stop.is_set():
+            error_log.info("worker process %d [%d] retired; starting a new one", worker.slot, pid)
+            self._spawn(worker.slot)
             return
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         if code == EXIT_STARTUP_FAILURE and not worker.ready:

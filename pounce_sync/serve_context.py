@@ -6,6 +6,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,10 +72,10 @@ class ServeContext:
     # Test-only fault hook (env POUNCE_SYNC_TEST_CRASH_TARGET): a request for this exact
     # target kills its worker thread, so tests can watch the supervisor replace it.
     crash_target: bytes | None = None
-    metrics: SharedMetrics | None = None
-    trusted_proxies: TrustedProxies | None = (
-        None  # None: --no-proxy-headers  # for rendering; each worker writes its own cells
-    )
+    metrics: SharedMetrics | None = None  # for rendering; each worker writes its own cells
+    trusted_proxies: TrustedProxies | None = None  # None: --no-proxy-headers
+    # Called once per request when this worker process retires after a request limit.
+    on_request: Callable[[], None] | None = None
     _paused: list[tuple[float, Listener]] = field(default_factory=list)
     _paused_lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -3,6 +3,7 @@
 import contextlib
 import logging
 import os
+import random
 import signal
 import socket
 import sys
@@ -34,6 +35,7 @@ error_log = logging.getLogger("pounce_sync.error")
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_STARTUP_FAILURE = 3
+EXIT_RETIRED = 4  # a worker process that reached --limit-max-requests; replaced at once
 REAP_INTERVAL = 0.25
 
 
@@ -105,6 +107,9 @@ class Server:
             metrics = SharedMetrics(MetricsLayout(processes=1, threads=threads))
         self.metrics = metrics
         self.process_index = process_index  # which block of the shared metrics is ours
+        self.process_limit = None if primary else _with_jitter(config)
+        self._served = 0
+        self._served_lock = threading.Lock()
         self.lifespan = Lifespan(app, config.lifespan)
         self.poller = IdlePoller()
         self._shutdown_requested = threading.Event()
@@ -137,6 +142,7 @@ class Server:
         while not self._shutdown_requested.wait(0.5):
             self._replace_dead_workers()
             self._publish_gauges()
+
         self._drain()
         lifespan_ok = self.lifespan.shutdown(timeout=max(self.config.timeout_graceful_shutdown, 5))
         error_log.info("Finished server process [%d]", os.getpid())
@@ -155,8 +161,16 @@ class Server:
     def _replace_dead_workers(self) -> None:
         """A worker thread whose loop died is replaced, within the restart budget."""
         assert self.ctx is not None
-        for index, (thread, _) in enumerate(self.workers):
+        for index, (thread, worker) in enumerate(self.workers):
             if thread.is_alive():
+                continue
+            if worker.retired:
+                error_log.info(
+                    "worker thread %s retired after %d requests; starting a new one",
+                    thread.name,
+                    worker.requests_served,
+                )
+                self._start_worker(index)
                 continue
             if not self._restarts.spend(time.monotonic()):
                 error_log.error(
@@ -172,13 +186,33 @@ class Server:
             if self.metrics is not None:
                 self.metrics.process(self.process_index).count_thread_restart()
             time.sleep(self._restarts.backoff())
-            masked = _block_shutdown_signals()
-            try:
-                self.workers[index] = start_worker_thread(
-                    self.ctx, index + 1, self._thread_metrics(index)
-                )
-            finally:
-                _restore_signal_mask(masked)
+            self._start_worker(index)
+
+    def _start_worker(self, index: int) -> None:
+        assert self.ctx is not None
+        masked = _block_shutdown_signals()
+        try:
+            self.workers[index] = start_worker_thread(
+                self.ctx, index + 1, self._thread_metrics(index), self._thread_request_limit()
+            )
+        finally:
+            _restore_signal_mask(masked)
+
+    def _thread_request_limit(self) -> int | None:
+        """Threads retire on their own only when the process does not (see _process_retires)."""
+        if self.primary:
+            return _with_jitter(self.config)
+        return None
+
+    def _count_process_request(self) -> None:
+        """A supervised worker process retires whole once its threads served its share."""
+        with self._served_lock:
+            self._served += 1
+            if self._served != self.process_limit:
+                return
+        error_log.info("worker process [%d] retiring after %d requests", os.getpid(), self._served)
+        self._exit_code = EXIT_RETIRED
+        self._shutdown_requested.set()
 
     def request_shutdown(self) -> None:
         self._shutdown_requested.set()
@@ -194,6 +228,7 @@ class Server:
             connections=ConnectionCounter(config.limit_concurrency),
             crash_target=_test_crash_target(),
             metrics=self.metrics,
+            on_request=self._count_process_request if self.process_limit else None,
             trusted_proxies=(
                 parse_trusted(config.forwarded_allow_ips) if config.proxy_headers else None
             ),
@@ -210,7 +245,10 @@ class Server:
             self.poller.add_listener(listener.sock)
         count = self.threads
         self.workers = [
-            start_worker_thread(self.ctx, i + 1, self._thread_metrics(i)) for i in range(count)
+            start_worker_thread(
+                self.ctx, i + 1, self._thread_metrics(i), self._thread_request_limit()
+            )
+            for i in range(count)
         ]
         threading.Thread(target=self._reap, name="reaper", daemon=True).start()
         error_log.info("Started server process [%d] with %d worker threads", os.getpid(), count)
@@ -320,6 +358,12 @@ def _block_shutdown_signals() -> set[signal.Signals] | None:
 def _restore_signal_mask(previous: set[signal.Signals] | None) -> None:
     if previous is not None:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _with_jitter(config: Config) -> int | None:
+    if config.limit_max_requests is None:
+        return None
+    return config.limit_max_requests + random.randint(0, config.limit_max_requests_jitter)
 
 
 def _test_crash_target() -> bytes | None:

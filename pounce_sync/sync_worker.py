@@ -46,9 +46,16 @@ access_log = logging.getLogger("pounce_sync.access")
 
 
 class SyncWorker:
-    def __init__(self, ctx: ServeContext, metrics: ThreadMetrics | None = None) -> None:
+    def __init__(
+        self,
+        ctx: ServeContext,
+        metrics: ThreadMetrics | None = None,
+        max_requests: int | None = None,
+    ) -> None:
         self.ctx = ctx
         self.metrics = metrics
+        self.requests_served = 0
+        self.max_requests = max_requests  # retire after this many (None: never)
         self.config = ctx.config
         self.current: Connection | None = None  # read by shutdown to unblock a stuck write
         self._stopping = ctx.stopping.is_set
@@ -73,6 +80,12 @@ class SyncWorker:
         while not finished.is_set():
             for fd, _ in wait(1.0):
                 self.dispatch(fd)
+            if self.retired:
+                return  # the server starts a replacement; our parked connections stay shared
+
+    @property
+    def retired(self) -> bool:
+        return self.max_requests is not None and self.requests_served >= self.max_requests
 
     def dispatch(self, fd: int) -> None:
         """Handle one readiness event from the shared poller."""
@@ -171,6 +184,9 @@ class SyncWorker:
     def _handle(self, conn: Connection, request: Request) -> bool:
         """Run one request through the app; True if the connection stays open."""
         conn.requests += 1
+        self.requests_served += 1
+        if self.ctx.on_request is not None:
+            self.ctx.on_request()
         config = self.config
         if request.target == self.ctx.crash_target:
             raise InjectedWorkerCrash(request.target.decode("ascii"))
@@ -292,9 +308,12 @@ class SyncWorker:
 
 
 def start_worker_thread(
-    ctx: ServeContext, index: int, metrics: ThreadMetrics | None = None
+    ctx: ServeContext,
+    index: int,
+    metrics: ThreadMetrics | None = None,
+    max_requests: int | None = None,
 ) -> tuple[threading.Thread, SyncWorker]:
-    worker = SyncWorker(ctx, metrics)
+    worker = SyncWorker(ctx, metrics, max_requests)
     thread = threading.Thread(target=worker.run, name=f"worker-{index}", daemon=True)
     thread.start()
     return thread, worker

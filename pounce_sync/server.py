@@ -284,12 +284,21 @@ class Server:
         assert ctx is not None
         error_log.info("Shutting down")
         ctx.stopping.set()
+        if self.primary:
+            # A supervised worker process shares the socket with the supervisor, which
+            # keeps it open: its queue survives our close and a sibling takes it.
+            for listener in self.listeners:
+                self._accept_backlog(listener)
         self._close_listeners()
         for conn in self.poller.take_idle():
             conn.close()
             ctx.connections.release()
         deadline = time.monotonic() + self.config.timeout_graceful_shutdown
-        while time.monotonic() < deadline and not self._drained():
+        # Drained twice in a row, 50 ms apart: a worker just back from epoll_wait with a
+        # connection it accepted has had time to say it is busy or to park it.
+        calm = 0
+        while time.monotonic() < deadline and calm < 2:
+            calm = calm + 1 if self._drained() else 0
             time.sleep(0.05)  # short sleeps keep the main thread responsive to a second signal
         ctx.finished.set()
         self.poller.wake_all()
@@ -309,8 +318,33 @@ class Server:
             )
         self._close_parked()
 
+    def _accept_backlog(self, listener: Listener) -> None:
+        """Take the connections the kernel already accepted: closing would reset them.
+
+        They are parked as new connections; the workers serve their first request.
+        """
+        assert self.ctx is not None
+        # Bounded in time too: clients that keep connecting must not hold the drain open.
+        until = time.monotonic() + 0.1
+        for _ in range(self.config.backlog):
+            if time.monotonic() > until:
+                return
+            try:
+                sock, addr = listener.sock.accept()
+            except OSError:
+                return  # empty (BlockingIOError), or closed meanwhile
+            try:
+                conn = self.ctx.open_connection(sock, addr, listener)
+            except OSError:
+                sock.close()
+                continue
+            deadline = conn.handshake_deadline or (
+                time.monotonic() + self.config.timeout_header_read
+            )
+            self.poller.park(conn, deadline, 408)
+
     def _drained(self) -> bool:
-        idle = all(worker.current is None for _, worker in self.workers)
+        idle = not any(worker.busy for _, worker in self.workers)
         return idle and self.poller.parked_count == 0
 
     def _close_parked(self) -> None:

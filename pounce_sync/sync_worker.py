@@ -55,6 +55,7 @@ class SyncWorker:
         self.ctx = ctx
         self.metrics = metrics
         self.requests_served = 0
+        self.busy = False
         self.max_requests = max_requests  # retire after this many (None: never)
         self.config = ctx.config
         self.current: Connection | None = None  # read by shutdown to unblock a stuck write
@@ -79,7 +80,11 @@ class SyncWorker:
         wait, finished = self.ctx.poller.wait, self.ctx.finished
         while not finished.is_set():
             for fd, _ in wait(1.0):
-                self.dispatch(fd)
+                self.busy = True  # read by the drain, which waits for idle workers
+                try:
+                    self.dispatch(fd)
+                finally:
+                    self.busy = False
             if self.retired:
                 return  # the server starts a replacement; our parked connections stay shared
 
@@ -187,17 +192,39 @@ class SyncWorker:
         self.requests_served += 1
         if self.ctx.on_request is not None:
             self.ctx.on_request()
-        config = self.config
         if request.target == self.ctx.crash_target:
             raise InjectedWorkerCrash(request.target.decode("ascii"))
+        answered = self._answer_without_app(conn, request)
+        if answered is not None:
+            return answered
+        config = self.config
+        started = time.perf_counter()
+        if self.metrics is not None:
+            self.metrics.started()
+        keep_alive = request.keep_alive and not self._stopping()
+        fields = self._default_headers.get()
+        request_id = find_or_make_request_id(request.headers) if config.request_id else None
+        if request_id is not None:
+            fields += b"x-request-id: " + request_id + b"\r\n"
+        writer = ResponseWriter(request, keep_alive, fields)
+        cycle = HTTPCycle(conn, request, writer, config.max_body_size, self.ctx.stopping)
+        scope = self._scope(conn, request, request_id)
+        ok = self._run_app(scope, cycle)
+        if self.metrics is not None:
+            elapsed = time.perf_counter() - started
+            self.metrics.finished(request.method, cycle.status or 500, elapsed)
+        if config.access_log:
+            self._access(scope["client"], request, cycle, started, request_id)
+        return ok and writer.keep_alive and cycle.drain_body() and not self._stopping()
+
+    def _answer_without_app(self, conn: Connection, request: Request) -> bool | None:
+        """Limits and the server's own endpoints; None when the app should run."""
+        max_body = self.config.max_body_size
         if conn.over_limit:
             conn.send_nowait(simple_response(503, ERROR_BODIES[503]))
             return False
-        if (
-            config.max_body_size
-            and request.framing is BodyFraming.LENGTH
-            and (request.content_length or 0) > config.max_body_size
-        ):
+        too_large = max_body and (request.content_length or 0) > max_body
+        if too_large and request.framing is BodyFraming.LENGTH:
             conn.send_nowait(simple_response(413, ERROR_BODIES[413]))
             return False
         if request.target == self._health_target:
@@ -205,23 +232,17 @@ class SyncWorker:
         if request.target == self._metrics_target and self.ctx.metrics is not None:
             body = self.ctx.metrics.render()
             return self._answer_local(conn, request, _PROMETHEUS_TYPE, body)
-        started = time.perf_counter()
-        if self.metrics is not None:
-            self.metrics.started()
-        keep_alive = request.keep_alive and not self._stopping()
-        fields = self._default_headers.get()
-        request_id = None
-        if config.request_id:
-            request_id = find_or_make_request_id(request.headers)
-            fields += b"x-request-id: " + request_id + b"\r\n"
-        writer = ResponseWriter(request, keep_alive, fields)
-        cycle = HTTPCycle(conn, request, writer, config.max_body_size, self.ctx.stopping)
+        return None
+
+    def _scope(
+        self, conn: Connection, request: Request, request_id: bytes | None
+    ) -> dict[str, Any]:
         scope = build_http_scope(
             request,
             scheme=conn.scheme,
             client=conn.client,
             server=conn.server,
-            root_path=config.root_path,
+            root_path=self.config.root_path,
             state=self.ctx.lifespan_state,
         )
         if request_id is not None:
@@ -232,13 +253,7 @@ class SyncWorker:
             forwarded = resolve_forwarded(trusted, peer, request.headers)
             if forwarded is not None:
                 apply_to_scope(scope, forwarded)
-        ok = self._run_app(scope, cycle)
-        if self.metrics is not None:
-            elapsed = time.perf_counter() - started
-            self.metrics.finished(request.method, cycle.status or 500, elapsed)
-        if config.access_log:
-            self._access(scope["client"], request, cycle, started, request_id)
-        return ok and writer.keep_alive and cycle.drain_body() and not self._stopping()
+        return scope
 
     def _answer_local(
         self, conn: Connection, request: Request, content_type: bytes, body: bytes

@@ -86,3 +86,22 @@ def test_exchange_helper_against_closed_server_raises() -> None:
         srv.stop()
         with pytest.raises(OSError):
             exchange(srv, b"GET / HTTP/1.0\r\n\r\n", timeout=2)
+
+
+def test_connections_waiting_in_the_accept_queue_are_served_on_shutdown() -> None:
+    with running_server("--workers", "1", "--worker-mode", "thread") as srv:
+        busy = srv.connect()
+        busy.sendall(b"GET /sleep?1 HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.2)  # the only worker is asleep: nobody accepts the next connection
+        queued = srv.connect()
+        queued.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.1)
+        srv.send_signal(signal.SIGTERM)
+        first = read_response(busy)
+        second = read_response(queued)
+        busy.close()
+        queued.close()
+        assert srv.wait_exit(20) == 0
+    assert first[2] == b"slept"
+    assert second[0] == b"HTTP/1.1 200 OK" and second[2] == b"Hello, world!"
+    assert second[1][b"connection"] == b"close"

@@ -54,7 +54,9 @@ class ProcessSupervisor:
         self.workers: dict[int, WorkerProcess] = {}  # by pid
         self.retiring: set[int] = set()  # pids we told to stop
         self.restarts = RestartBudget()
-        self._stop = threading.Event()  # set from a signal handler
+        # A plain flag, not a threading.Event: signal handlers set it, and Event.set()
+        # in a handler can deadlock against the same Event's wait() in the main thread.
+        self._stop = _Flag()
         self._reload = False
         self._signals = 0
         self._exit_code = EXIT_OK
@@ -72,7 +74,8 @@ class ProcessSupervisor:
             error_log.info("Listening on %s (Press CTRL+C to quit)", describe_listener(listener))
         for slot in range(1, self.config.worker_count + 1):
             self._spawn(slot)
-        while not self._stop.wait(_POLL):
+        while not self._stop.is_set():
+            time.sleep(_POLL)
             self._collect_ready()
             self._reap()
             if self._reload:
@@ -249,6 +252,21 @@ class ProcessSupervisor:
 
     def _on_reload_signal(self, signum: int, frame: FrameType | None) -> None:
         self._reload = True
+
+
+class _Flag:
+    """set()/is_set() like an Event, safe to set from a signal handler (no lock)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self) -> None:
+        self._value = False
+
+    def set(self) -> None:
+        self._value = True
+
+    def is_set(self) -> bool:
+        return self._value
 
 
 def _readable(fd: int, timeout: float = 0.0) -> bool:

@@ -113,6 +113,10 @@ class Server:
         self.lifespan = Lifespan(app, config.lifespan)
         self.poller = IdlePoller()
         self._shutdown_requested = threading.Event()
+        # Signal handlers only set this plain flag: calling Event.set() from a handler can
+        # deadlock when the signal lands while the main thread holds that Event's lock
+        # inside wait() (seen: a worker process hung for good on 3.13t).
+        self._signalled = False
         self._signals = 0
         self._exit_code = EXIT_OK
         self._restarts = RestartBudget()
@@ -139,7 +143,7 @@ class Server:
             _restore_signal_mask(masked)
         if self.on_ready is not None:
             self.on_ready()
-        while not self._shutdown_requested.wait(0.5):
+        while not self._signalled and not self._shutdown_requested.wait(0.2):
             self._replace_dead_workers()
             self._publish_gauges()
 
@@ -377,7 +381,7 @@ class Server:
         if self._signals > 1:
             os.write(2, b"pounce-sync: second signal, exiting without waiting\n")
             os._exit(EXIT_ERROR)
-        self._shutdown_requested.set()
+        self._signalled = True
 
 
 _SHUTDOWN_SIGNALS = {signal.SIGINT, signal.SIGTERM}

@@ -22,7 +22,12 @@ from .http1 import (
     simple_response,
 )
 
-_DISCONNECT = {"type": "http.disconnect"}
+
+def _disconnect() -> dict[str, Any]:
+    """A fresh message each time: an app may keep or change what it receives."""
+    return {"type": "http.disconnect"}
+
+
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 ERROR_BODIES = {
     400: b"Bad Request\n",
@@ -52,7 +57,6 @@ class HTTPCycle:
         "response_complete",
         "status",
         "stopping",
-        "streamed",
         "writer",
     )
 
@@ -76,14 +80,13 @@ class HTTPCycle:
         self.response_complete = False
         self.status = 0
         self.bytes_sent = 0
-        self.streamed = False
         self._pending: Any = None
         self._disconnect_waiter: asyncio.Future[None] | None = None
 
     # -- receive ---------------------------------------------------------------
     async def receive(self) -> dict[str, Any]:
         if self.disconnected or self.response_complete:
-            return _DISCONNECT
+            return _disconnect()
         if self.body_done:
             return await self._wait_for_disconnect()
         return self._read_body()
@@ -145,7 +148,7 @@ class HTTPCycle:
             self.conn.send_nowait(simple_response(status, ERROR_BODIES[status]))
             self.status = status
             self.response_complete = True
-        return _DISCONNECT
+        return _disconnect()
 
     async def _wait_for_disconnect(self) -> dict[str, Any]:
         """Body read, response not done: suspend until the client goes away."""
@@ -171,7 +174,7 @@ class HTTPCycle:
         finally:
             loop.remove_reader(fd)
             self._disconnect_waiter = None
-        return _DISCONNECT
+        return _disconnect()
 
     # -- send ------------------------------------------------------------------
     async def send(self, message: dict[str, Any]) -> None:
@@ -192,9 +195,7 @@ class HTTPCycle:
         if self.response_complete:
             raise RuntimeError("http.response.body after the response was complete")
         data = self.writer.body(body, more_body)
-        if more_body:
-            self.streamed = True
-        else:
+        if not more_body:
             self.response_complete = True
         if data:
             try:

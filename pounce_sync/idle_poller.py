@@ -63,9 +63,6 @@ class IdlePoller:
     def wait(self, timeout: float) -> list[tuple[int, int]]:
         return self._epoll.poll(timeout, 1)
 
-    def is_wake_fd(self, fd: int) -> bool:
-        return fd == self._wake_fd
-
     def park(
         self,
         conn: Connection,

@@ -39,6 +39,11 @@ class Config:
     uds: str | None = setting(
         None, "Bind a Unix domain socket at this path (instead of --host/--port)."
     )
+    uds_mode: str | None = setting(
+        None,
+        "Permissions (octal, e.g. 660) set on Unix socket files this server creates; "
+        "omitted, the umask decides.",
+    )
     bind: tuple[str, ...] = setting(
         (),
         "Listen on HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N; repeat for several. "
@@ -121,6 +126,16 @@ class Config:
         65536, "Largest header block in bytes after the request line (431 past it)."
     )
     access_log: bool = setting(True, "Log one line per request.")
+    access_log_format: str | None = setting(
+        None,
+        "Access line in gunicorn's atoms, e.g. '%(h)s \"%(r)s\" %(s)s %(b)s %(D)s "
+        "%({x-request-id}i)s'; omitted, the built-in format.",
+    )
+    log_config: str | None = setting(
+        None,
+        "Logging configuration for logging.config: a .json or .yaml/.yml dictConfig file, "
+        "or an .ini fileConfig file. Replaces the built-in handlers.",
+    )
     log_level: LogLevel = setting(
         "info", "Log level.", choices=("critical", "error", "warning", "info", "debug", "trace")
     )
@@ -153,6 +168,56 @@ class Config:
         "Path answered by the server itself, without the app: 200 while serving, "
         "503 while draining.",
     )
+    drain_delay: float = setting(
+        0.0,
+        "Seconds to keep serving after SIGTERM/SIGINT before the drain starts, with the "
+        "health path answering 503, so load balancers stop sending first.",
+    )
+    reload: bool = setting(False, "Development: restart the server when a watched file changes.")
+    reload_dir: tuple[str, ...] = setting(
+        (), "Directory to watch with --reload (repeatable); default: --app-dir."
+    )
+    reload_include: tuple[str, ...] = setting(
+        (), "Glob of file names to watch with --reload (repeatable); default: *.py."
+    )
+    reload_exclude: tuple[str, ...] = setting(
+        (),
+        "Glob of file or directory names to ignore with --reload (repeatable); "
+        "default: .* and __pycache__ directories, *.py[cod] and editor swap files.",
+    )
+    async_threads: int = setting(
+        1, "Event-loop threads of the AsyncPool in each process (streaming, WebSocket, HTTP/2)."
+    )
+    async_backlog: int = setting(
+        1024,
+        "Handoffs (connections) the AsyncPool of a process holds at once; more get 503.",
+    )
+    stream_path: tuple[str, ...] = setting(
+        (),
+        "Path prefix whose requests go straight to the AsyncPool as streaming responses "
+        "(repeatable).",
+    )
+    ws: bool = setting(True, "Accept WebSocket upgrades (needs wsproto).")
+    ws_max_size: int = setting(
+        16 * 1024 * 1024, "Largest WebSocket message in bytes; bigger ones close with 1009."
+    )
+    ws_ping_interval: float | None = setting(
+        20.0, "Seconds between WebSocket pings from the server; omitted or 0: no pings."
+    )
+    ws_ping_timeout: float | None = setting(
+        20.0, "Seconds to wait for a pong before closing the WebSocket."
+    )
+    ws_per_message_deflate: bool = setting(
+        True, "Offer permessage-deflate compression to WebSocket clients."
+    )
+    http2: bool = setting(True, "Serve HTTP/2: prior knowledge, h2c upgrade and ALPN h2.")
+    h2_max_concurrent_streams: int = setting(100, "Most concurrent HTTP/2 streams per connection.")
+    h2_max_header_list_size: int = setting(
+        65536, "Largest HTTP/2 header list in bytes (uncompressed) a client may send."
+    )
+    h2_max_inbound_frame_size: int = setting(
+        16384, "Largest HTTP/2 frame payload the server accepts (16384..16777215)."
+    )
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -164,6 +229,10 @@ class Config:
     @property
     def server_name(self) -> bytes:
         return b"pounce-sync"
+
+    @property
+    def uds_permissions(self) -> int | None:
+        return None if self.uds_mode is None else int(self.uds_mode.removeprefix("0o"), 8)
 
     @property
     def extra_headers(self) -> list[tuple[bytes, bytes]]:
@@ -221,10 +290,37 @@ def _validate(config: Config) -> None:
         if path is not None and not path.startswith("/"):
             raise ConfigError(f"--{name.replace('_', '-')} must start with '/', got {path!r}")
     _validate_tls(config)
+    _validate_async(config)
     for f in fields(config):
         choices = f.metadata.get("choices")
         if choices and getattr(config, f.name) not in choices:
             raise ConfigError(f"--{f.name.replace('_', '-')} must be one of {', '.join(choices)}")
+
+
+def _validate_async(config: Config) -> None:
+    if config.uds_mode is not None and not re.fullmatch(r"(0o?)?[0-7]{1,4}", config.uds_mode):
+        raise ConfigError(f"--uds-mode must be octal permissions like 660, got {config.uds_mode!r}")
+    if config.drain_delay < 0:
+        raise ConfigError("--drain-delay must be 0 or more")
+    if config.async_threads < 1:
+        raise ConfigError("--async-threads must be at least 1")
+    if config.async_backlog < 1:
+        raise ConfigError("--async-backlog must be at least 1")
+    for prefix in config.stream_path:
+        if not prefix.startswith("/"):
+            raise ConfigError(f"--stream-path must start with '/', got {prefix!r}")
+    if config.ws_max_size < 1:
+        raise ConfigError("--ws-max-size must be at least 1")
+    for name in ("ws_ping_interval", "ws_ping_timeout"):
+        value = getattr(config, name)
+        if value is not None and value < 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be 0 or more")
+    if config.h2_max_concurrent_streams < 1:
+        raise ConfigError("--h2-max-concurrent-streams must be at least 1")
+    if config.h2_max_header_list_size < 1:
+        raise ConfigError("--h2-max-header-list-size must be at least 1")
+    if not 16384 <= config.h2_max_inbound_frame_size <= 16777215:
+        raise ConfigError("--h2-max-inbound-frame-size must be between 16384 and 16777215")
 
 
 def _validate_tls(config: Config) -> None:

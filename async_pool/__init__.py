@@ -1,7 +1,21 @@
 """The AsyncPool: asyncio event-loop threads that own long-lived and multiplexed connections.
 
-Streaming HTTP/1.1, WebSocket, HTTP/2 and HTTP/3 are handed here from the sync
-workers through typed handoff objects (see DESIGN.md, "Handoffs"). Nothing is
-implemented yet: the sync path streams responses to the end itself meanwhile.
-This package must never import the server's lifecycle modules.
+Streaming HTTP/1.1, WebSocket and HTTP/2 connections are handed here by the sync
+workers through typed handoff objects (`handoffs`). The application runs once per
+request, here or on the sync path, never both. This package reuses the sans-I/O
+HTTP/1.1 codec and never imports the server's lifecycle modules.
 """
+
+from .handoffs import ClientSocket, Handoff, HTTP2Connection, StreamingRequest, WebSocketUpgrade
+from .pool import AsyncPool
+from .stats import PoolStats
+
+__all__ = [
+    "AsyncPool",
+    "ClientSocket",
+    "HTTP2Connection",
+    "Handoff",
+    "PoolStats",
+    "StreamingRequest",
+    "WebSocketUpgrade",
+]

@@ -57,6 +57,7 @@ class HTTPCycle:
         "response_complete",
         "status",
         "stopping",
+        "streamed",
         "writer",
     )
 
@@ -80,6 +81,7 @@ class HTTPCycle:
         self.response_complete = False
         self.status = 0
         self.bytes_sent = 0
+        self.streamed = False  # the body came in several messages: the path is learned
         self._pending: Any = None
         self._disconnect_waiter: asyncio.Future[None] | None = None
 
@@ -197,6 +199,8 @@ class HTTPCycle:
         data = self.writer.body(body, more_body)
         if not more_body:
             self.response_complete = True
+        else:
+            self.streamed = True
         if data:
             try:
                 self.conn.send(data)

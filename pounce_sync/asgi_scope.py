@@ -55,3 +55,23 @@ def build_http_scope(
     if state is not None:
         scope["state"] = state.copy()
     return scope
+
+
+def build_websocket_scope(http_scope: dict[str, Any]) -> dict[str, Any]:
+    """The ASGI `websocket` scope for an upgrade request, from its `http` scope.
+
+    Built from the http scope so proxy headers and the request ID apply alike.
+    """
+    scope = dict(http_scope)
+    scope["type"] = "websocket"
+    scope["scheme"] = "wss" if http_scope["scheme"] == "https" else "ws"
+    del scope["method"]
+    subprotocols: list[str] = []
+    for name, value in http_scope["headers"]:
+        if name == b"sec-websocket-protocol":
+            subprotocols += [p.strip() for p in value.decode("latin-1").split(",") if p.strip()]
+    scope["subprotocols"] = subprotocols
+    extensions = dict(scope.get("extensions") or {})
+    extensions["websocket.http.response"] = {}
+    scope["extensions"] = extensions
+    return scope

@@ -74,6 +74,10 @@ def config_from_args(argv: list[str] | None = None) -> Config:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     config = config_from_args(argv)
+    if config.reload:  # a parent that restarts the server as a child on every change
+        from .reload import run_reloader
+
+        sys.exit(run_reloader(config, sys.argv[1:] if argv is None else argv))
     from .server import run_config
 
     sys.exit(run_config(config))

@@ -30,6 +30,7 @@ class ClientDisconnected(OSError):
 
 class Connection:
     __slots__ = (
+        "alpn_h2",
         "client",
         "fd",
         "handshake_deadline",
@@ -67,6 +68,7 @@ class Connection:
         self.handshake_deadline: float | None = None
         self.wants_write = False
         self.partial_record = False
+        self.alpn_h2 = False  # the TLS handshake chose HTTP/2
 
     def set_timeouts(self, read: float, write: float) -> None:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(read))
@@ -189,6 +191,7 @@ class TLSConnection(Connection):
             if handshaking:
                 self.sock.do_handshake()  # type: ignore[attr-defined]
                 self.handshake_deadline = None
+                self.alpn_h2 = self.sock.selected_alpn_protocol() == "h2"  # type: ignore[attr-defined]
             data = self._recv()
         except ssl.SSLWantReadError:
             # Part of a record arrived (or nothing yet, right after the handshake): the

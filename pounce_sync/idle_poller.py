@@ -89,6 +89,13 @@ class IdlePoller:
             entry = self._parked.pop(fd, None)
         return None if entry is None else entry[0]
 
+    def forget(self, conn: Connection) -> None:
+        """Drop a connection a worker owns from the epoll set: it leaves for the AsyncPool."""
+        if conn.registered:
+            conn.registered = False
+            with contextlib.suppress(OSError, ValueError):
+                self._epoll.unregister(conn.fd)
+
     # -- listeners -------------------------------------------------------------
     def add_listener(self, sock: socket.socket) -> None:
         """Level-triggered and exclusive: while connections wait, some worker is woken.

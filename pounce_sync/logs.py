@@ -1,7 +1,15 @@
-"""Logging set-up: errors to stderr, access lines to stdout, thread names in both."""
+"""Logging set-up: errors to stderr, access lines to stdout, thread names in both.
 
+`--log-config` files are applied on top, so a file that configures only some
+loggers keeps the built-in handlers for the others.
+"""
+
+import json
 import logging
+import logging.config
 import sys
+from pathlib import Path
+from typing import Any
 
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
@@ -9,7 +17,18 @@ logging.addLevelName(TRACE, "TRACE")
 _FORMAT = "%(asctime)s [%(levelname)s] [%(threadName)s] %(message)s"
 
 
-def configure_logging(level: str) -> None:
+class LogConfigError(Exception):
+    """--log-config could not be applied; the message is one line for the user."""
+
+
+def configure_logging(level: str, log_config: str | None = None) -> None:
+    """The built-in handlers at `level`, then the `log_config` file if one is given."""
+    _configure_builtin(level)
+    if log_config is not None:
+        _apply_config_file(Path(log_config))
+
+
+def _configure_builtin(level: str) -> None:
     numeric = TRACE if level == "trace" else getattr(logging, level.upper())
     formatter = logging.Formatter(_FORMAT)
     for name, stream in (("pounce_sync.error", sys.stderr), ("pounce_sync.access", sys.stdout)):
@@ -20,3 +39,48 @@ def configure_logging(level: str) -> None:
         logger.addHandler(handler)
         logger.setLevel(numeric)
         logger.propagate = False
+
+
+def _apply_config_file(path: Path) -> None:
+    if not path.is_file():
+        raise LogConfigError(f"--log-config {path}: no such file")
+    try:
+        suffix = path.suffix.lower()
+        if suffix == ".json":
+            _dict_config(path, json.loads(path.read_text()))
+        elif suffix in (".yaml", ".yml"):
+            _dict_config(path, _load_yaml(path))
+        else:
+            logging.config.fileConfig(path, disable_existing_loggers=False)
+    except LogConfigError:
+        raise
+    except Exception as exc:  # anything a user's file can make logging.config raise
+        raise LogConfigError(f"--log-config {path}: {_one_line(exc)}") from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    """dictConfig wraps the real cause ("Unable to configure handler 'file'"): show both."""
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, KeyError):  # fileConfig's word for a missing section or option
+        message = f"missing {message}"
+    if exc.__cause__ is not None:
+        message += f": {_one_line(exc.__cause__)}"
+    return message
+
+
+def _dict_config(path: Path, config: Any) -> None:
+    if not isinstance(config, dict):
+        raise LogConfigError(f"--log-config {path}: the file must hold a dictConfig mapping")
+    # Our loggers exist from import time; the stdlib default would silence them.
+    config.setdefault("disable_existing_loggers", False)
+    logging.config.dictConfig(config)
+
+
+def _load_yaml(path: Path) -> Any:
+    try:
+        import yaml
+    except ImportError:
+        raise LogConfigError(
+            f"--log-config {path}: YAML files need PyYAML (pip install pyyaml)"
+        ) from None
+    return yaml.safe_load(path.read_text())

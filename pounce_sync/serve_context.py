@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .connection import Connection, TLSConnection
@@ -16,6 +16,10 @@ from .http1 import ParserLimits
 from .idle_poller import IdlePoller
 from .metrics import SharedMetrics
 from .proxy_headers import TrustedProxies
+from .streaming_paths import StreamingPaths
+
+if TYPE_CHECKING:
+    from async_pool import AsyncPool, ClientSocket
 
 error_log = logging.getLogger("pounce_sync.error")
 
@@ -76,6 +80,8 @@ class ServeContext:
     trusted_proxies: TrustedProxies | None = None  # None: --no-proxy-headers
     # Called once per request when this worker process retires after a request limit.
     on_request: Callable[[], None] | None = None
+    pool: "AsyncPool | None" = None  # streaming, WebSocket and HTTP/2 go here
+    streaming_paths: StreamingPaths = field(default_factory=lambda: StreamingPaths(()))
     _paused: list[tuple[float, Listener]] = field(default_factory=list)
     _paused_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -95,6 +101,29 @@ class ServeContext:
                 tls, client, listener.server, listener.scheme, self.limits, deadline
             )
         conn.set_timeouts(self.config.timeout_body_read, self.config.timeout_write)
+        conn.over_limit = not self.connections.acquire()
+        return conn
+
+    def adopt(self, client: "ClientSocket", buffered: bytes) -> Connection:
+        """A keep-alive connection back from the AsyncPool, as if it had just been served."""
+        sock = client.sock
+        if client.tls:
+            conn: Connection = TLSConnection(
+                sock,  # type: ignore[arg-type]
+                client.client,
+                client.server,
+                client.scheme,
+                self.limits,
+                0.0,
+            )
+            conn.handshake_deadline = None
+        else:
+            sock.setblocking(True)
+            conn = Connection(sock, client.client, client.server, client.scheme, self.limits)
+        conn.set_timeouts(self.config.timeout_body_read, self.config.timeout_write)
+        conn.requests = 1
+        if buffered:
+            conn.parser.feed(buffered)
         conn.over_limit = not self.connections.acquire()
         return conn
 

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from async_pool import AsyncPool, ClientSocket
+
 from . import __version__
 from .config import Config
 from .diagnostic_app import make_diagnostic_app
@@ -21,12 +23,13 @@ from .idle_poller import IdlePoller
 from .importer import AppImportError, load_app
 from .lifespan import Lifespan, LifespanFailure
 from .listeners import BindError, bind_listeners, describe_listener
-from .logs import configure_logging
+from .logs import LogConfigError, configure_logging
 from .metrics import MetricsLayout, SharedMetrics, ThreadMetrics
 from .proxy_headers import parse_trusted
 from .restart_budget import RestartBudget
 from .runtime import choose_worker_mode, gil_enabled, raise_open_files_limit
 from .serve_context import ConnectionCounter, Listener, ServeContext
+from .streaming_paths import StreamingPaths
 from .sync_worker import SyncWorker, start_worker_thread
 from .tls import TLSConfigError
 
@@ -44,13 +47,13 @@ def run_config(config: Config, app: Any = None) -> int:
 
     `app` is an ASGI callable to serve instead of importing `config.app`.
     """
-    configure_logging(config.log_level)
     raise_open_files_limit()
     mode, why = choose_worker_mode(config.worker_mode)
     try:
+        configure_logging(config.log_level, config.log_config)
         app = app if app is not None else _load(config, mode)
         listeners = bind_listeners(config)
-    except (AppImportError, BindError, TLSConfigError) as exc:
+    except (LogConfigError, AppImportError, BindError, TLSConfigError) as exc:
         print(f"pounce-sync: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     _log_start(config, mode, why)
@@ -122,6 +125,7 @@ class Server:
         self._restarts = RestartBudget()
         self.workers: list[tuple[threading.Thread, SyncWorker]] = []
         self.ctx: ServeContext | None = None
+        self.pool: AsyncPool | None = None
 
     # -- lifecycle -------------------------------------------------------------
     def run(self) -> int:
@@ -223,6 +227,14 @@ class Server:
 
     def _make_context(self) -> ServeContext:
         config = self.config
+        trusted = parse_trusted(config.forwarded_allow_ips) if config.proxy_headers else None
+        self.pool = AsyncPool(
+            self.app,
+            config,
+            state=self.lifespan.state,
+            trusted_proxies=trusted,
+            resume=self._resume,
+        )
         return ServeContext(
             config=config,
             app=self.app,
@@ -233,9 +245,9 @@ class Server:
             crash_target=_test_crash_target(),
             metrics=self.metrics,
             on_request=self._count_process_request if self.process_limit else None,
-            trusted_proxies=(
-                parse_trusted(config.forwarded_allow_ips) if config.proxy_headers else None
-            ),
+            trusted_proxies=trusted,
+            pool=self.pool,
+            streaming_paths=StreamingPaths(config.stream_path),
             limits=ParserLimits(
                 max_request_line=config.limit_request_line,
                 max_header_bytes=config.limit_request_headers_size,
@@ -243,8 +255,26 @@ class Server:
             ),
         )
 
+    def _resume(self, client: ClientSocket, buffered: bytes) -> None:
+        """A keep-alive connection back from the AsyncPool: park it for the workers.
+
+        With bytes of a next request already read, it is parked for writability,
+        which is immediate, so a worker picks it up at once.
+        """
+        ctx = self.ctx
+        assert ctx is not None
+        if ctx.stopping.is_set():
+            with contextlib.suppress(OSError):
+                client.sock.close()
+            return
+        conn = ctx.adopt(client, buffered)
+        deadline = time.monotonic() + self.config.timeout_keep_alive
+        self.poller.park(conn, deadline, writable=bool(buffered))
+
     def _start(self) -> None:
         assert self.ctx is not None
+        assert self.pool is not None
+        self.pool.start()
         for listener in self.listeners:
             self.poller.add_listener(listener.sock)
         count = self.threads
@@ -288,6 +318,9 @@ class Server:
         assert ctx is not None
         error_log.info("Shutting down")
         ctx.stopping.set()
+        pool = self.pool
+        assert pool is not None
+        pool.begin_shutdown()  # WebSockets close 1001, HTTP/2 sends GOAWAY
         if self.primary:
             # A supervised worker process shares the socket with the supervisor, which
             # keeps it open: its queue survives our close and a sibling takes it.
@@ -302,8 +335,9 @@ class Server:
         # connection it accepted has had time to say it is busy or to park it.
         calm = 0
         while time.monotonic() < deadline and calm < 2:
-            calm = calm + 1 if self._drained() else 0
+            calm = calm + 1 if self._drained() and not pool.active else 0
             time.sleep(0.05)  # short sleeps keep the main thread responsive to a second signal
+        pool.stop(max(0.0, deadline - time.monotonic()))
         ctx.finished.set()
         self.poller.wake_all()
         for thread, _ in self.workers:

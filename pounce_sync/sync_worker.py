@@ -11,8 +11,11 @@ import threading
 import time
 from typing import Any
 
+from async_pool import ClientSocket, Handoff, HTTP2Connection, StreamingRequest, WebSocketUpgrade
+
+from .access_format import AccessFormatter, AccessRecord, compile_format
 from .asgi_http import ERROR_BODIES, HTTPCycle
-from .asgi_scope import build_http_scope
+from .asgi_scope import build_http_scope, build_websocket_scope, split_target
 from .connection import ClientDisconnected, Connection
 from .coroutine_driver import CoroutineDriver, make_driver
 from .default_headers import DefaultHeaders
@@ -65,8 +68,11 @@ class SyncWorker:
             self.config.date_header,
             self.config.extra_headers,
         )
+        self._streaming_paths = ctx.streaming_paths
         self._health_target = (self.config.health_path or "").encode() or None
         self._metrics_target = (self.config.metrics_path or "").encode() or None
+        fmt = self.config.access_log_format  # compiled here, never parsed per request
+        self._access_format: AccessFormatter | None = compile_format(fmt) if fmt else None
 
     def run(self) -> None:
         driver = make_driver(self.config.coroutine_driver)
@@ -103,7 +109,8 @@ class SyncWorker:
             return  # the reaper or shutdown took it first
         self.current = conn
         try:
-            if conn.read_ready():
+            # Buffered bytes: a connection back from the AsyncPool with a next request read.
+            if conn.read_ready() or conn.parser.has_buffered_data:
                 self._serve(conn)
             else:
                 self._park(conn)
@@ -163,10 +170,16 @@ class SyncWorker:
 
     def _serve(self, conn: Connection) -> None:
         """Serve requests while they are ready; park or close the connection after."""
+        if conn.alpn_h2:
+            handoff = HTTP2Connection(_client_socket(conn), conn.parser.buffered, "alpn")
+            self._hand_off(conn, handoff)
+            return
         while True:
             try:
                 event = conn.parser.next_event()
             except ProtocolError as exc:
+                if exc.status == 505 and self._prior_knowledge_h2(conn):
+                    return
                 self._reject(conn, exc.status, exc.detail)
                 return
             if event is NEED_DATA:
@@ -176,7 +189,10 @@ class SyncWorker:
                 self._close(conn)
                 return
             conn.head_deadline = None
-            if not self._handle(conn, event):  # type: ignore[arg-type]
+            keep_open = self._handle(conn, event)  # type: ignore[arg-type]
+            if keep_open is None:
+                return  # handed to the AsyncPool, which owns the connection now
+            if not keep_open:
                 self._close(conn)
                 return
             conn.parser.start_next_cycle()
@@ -186,8 +202,11 @@ class SyncWorker:
         conn.send_nowait(simple_response(status, ERROR_BODIES[status]))
         self._close(conn)
 
-    def _handle(self, conn: Connection, request: Request) -> bool:
-        """Run one request through the app; True if the connection stays open."""
+    def _handle(self, conn: Connection, request: Request) -> bool | None:
+        """Run one request through the app; True if the connection stays open.
+
+        None: the request and its connection went to the AsyncPool.
+        """
         conn.requests += 1
         self.requests_served += 1
         if self.ctx.on_request is not None:
@@ -206,10 +225,17 @@ class SyncWorker:
         request_id = find_or_make_request_id(request.headers) if config.request_id else None
         if request_id is not None:
             fields += b"x-request-id: " + request_id + b"\r\n"
+        if request.upgrade is not None or request.event_stream or self._streaming_paths.active:
+            handoff = self._pool_handoff(conn, request, request_id, keep_alive, fields)
+            if handoff is not None:
+                self._hand_off(conn, handoff)
+                return None
         writer = ResponseWriter(request, keep_alive, fields)
         cycle = HTTPCycle(conn, request, writer, config.max_body_size, self.ctx.stopping)
         scope = self._scope(conn, request, request_id)
         ok = self._run_app(scope, cycle)
+        if cycle.streamed and self.ctx.pool is not None:
+            self._streaming_paths.learn(split_target(request.target)[0])
         if self.metrics is not None:
             elapsed = time.perf_counter() - started
             self.metrics.finished(request.method, cycle.status or 500, elapsed)
@@ -233,6 +259,66 @@ class SyncWorker:
             body = self.ctx.metrics.render()
             return self._answer_local(conn, request, _PROMETHEUS_TYPE, body)
         return None
+
+    # -- handing over to the AsyncPool ------------------------------------------
+    def _pool_handoff(
+        self,
+        conn: Connection,
+        request: Request,
+        request_id: bytes | None,
+        keep_alive: bool,
+        fields: bytes,
+    ) -> Handoff | None:
+        """The handoff this request calls for, decided before the app runs; None: serve here."""
+        if self.ctx.pool is None:
+            return None
+        config = self.config
+        upgrade = request.upgrade
+        if upgrade == b"websocket" and config.ws and request.method == b"GET":
+            scope = build_websocket_scope(self._scope(conn, request, request_id))
+            conn.parser.next_event()  # the GET's EndOfMessage; what follows is WebSocket frames
+            return WebSocketUpgrade(_client_socket(conn), request, conn.parser.buffered, scope)
+        if upgrade is not None and config.http2 and conn.scheme == "http" and _wants_h2c(request):
+            conn.parser.next_event()  # its EndOfMessage: only body-less requests upgrade
+            return HTTP2Connection(_client_socket(conn), conn.parser.buffered, "h2c", request)
+        if request.event_stream:
+            reason = "event-stream"
+        else:
+            reason = self._streaming_paths.reason(split_target(request.target)[0])
+            if reason is None:
+                return None
+        scope = self._scope(conn, request, request_id)
+        return StreamingRequest(
+            _client_socket(conn),
+            request,
+            conn.parser,
+            scope,
+            keep_alive,
+            fields,
+            reason,  # type: ignore[arg-type]
+        )
+
+    def _hand_off(self, conn: Connection, handoff: Handoff) -> None:
+        """Give `conn` to the AsyncPool; from here on this thread never touches its socket."""
+        pool = self.ctx.pool
+        assert pool is not None
+        self.ctx.poller.forget(conn)
+        if not pool.submit(handoff):
+            error_log.warning("AsyncPool full; answering 503 to %s", conn.client)
+            conn.send_nowait(simple_response(503, ERROR_BODIES[503]))
+            self._close(conn)
+            return
+        self.ctx.connections.release()
+
+    def _prior_knowledge_h2(self, conn: Connection) -> bool:
+        """A connection opening with the HTTP/2 preface goes to the pool; True if it went."""
+        buffered = conn.parser.buffered
+        if conn.requests or not buffered.startswith(b"PRI * HTTP/2.0\r\n"):
+            return False
+        if self.ctx.pool is None or not self.config.http2:
+            return False
+        self._hand_off(conn, HTTP2Connection(_client_socket(conn), buffered, "prior-knowledge"))
+        return True
 
     def _scope(
         self, conn: Connection, request: Request, request_id: bytes | None
@@ -308,6 +394,13 @@ class SyncWorker:
     ) -> None:
         if not access_log.isEnabledFor(logging.INFO):
             return
+        if self._access_format is not None:
+            elapsed = time.perf_counter() - started
+            record = AccessRecord(
+                client_address, request, cycle.status, cycle.bytes_sent, elapsed, request_id
+            )
+            access_log.info(self._access_format(record))
+            return
         client = "%s:%d" % client_address if client_address else "-"
         access_log.info(
             '%s - "%s %s HTTP/%s" %d %d %.2fms%s',
@@ -320,6 +413,18 @@ class SyncWorker:
             (time.perf_counter() - started) * 1000,
             f" id={request_id.decode('ascii')}" if request_id else "",
         )
+
+
+def _client_socket(conn: Connection) -> ClientSocket:
+    return ClientSocket(conn.sock, conn.client, conn.server, conn.scheme)  # type: ignore[arg-type]
+
+
+def _wants_h2c(request: Request) -> bool:
+    """`Upgrade: h2c` with HTTP2-Settings on a body-less request (RFC 9113 drops it; 7540 3.2)."""
+    tokens = [token.strip() for token in (request.upgrade or b"").split(b",")]
+    if b"h2c" not in tokens or request.framing is not BodyFraming.NONE:
+        return False  # an upgrade with a body is allowed, but rare: served over HTTP/1.1
+    return any(name == b"http2-settings" for name, _ in request.headers)
 
 
 def start_worker_thread(

@@ -113,9 +113,13 @@ def test_scope_scheme_is_https(server: TLSServerProcess, certs: Certs) -> None:
     assert scope["server"] == ["127.0.0.1", server.port]
 
 
-def test_alpn_negotiates_http11(server: TLSServerProcess, certs: Certs) -> None:
+def test_alpn_prefers_h2_and_offers_http11(server: TLSServerProcess, certs: Certs) -> None:
     context = client_context(certs)
     context.set_alpn_protocols(["h2", "http/1.1"])
+    with server.connect_tls(context) as sock:
+        assert sock.selected_alpn_protocol() == "h2"
+    context = client_context(certs)
+    context.set_alpn_protocols(["http/1.1"])
     with server.connect_tls(context) as sock:
         assert sock.selected_alpn_protocol() == "http/1.1"
         assert get(sock) == HELLO

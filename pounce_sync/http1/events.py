@@ -28,6 +28,7 @@ class Request(NamedTuple):
     framing: BodyFraming
     content_length: int | None
     upgrade: bytes | None  # lower-cased Upgrade value, if the client asked for one
+    event_stream: bool = False  # Accept names text/event-stream: the response will stream
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,8 +24,17 @@ from .events import (
 _MAX_CHUNK_LINE = 4096
 _END = EndOfMessage()
 # Fields that decide framing or connection handling; all others pass straight through.
+# The fields the parser reads itself; every other field is passed through untouched.
 _FRAMING_FIELDS = frozenset(
-    (b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade")
+    (
+        b"host",
+        b"content-length",
+        b"transfer-encoding",
+        b"connection",
+        b"expect",
+        b"upgrade",
+        b"accept",
+    )
 )
 
 
@@ -141,6 +150,7 @@ def _build_request(method: bytes, target: bytes, version: bytes, headers: Header
     connection = b""
     expect = b""
     upgrade = None
+    event_stream = False
     for name, value in headers:
         if name not in _FRAMING_FIELDS:
             continue
@@ -157,6 +167,8 @@ def _build_request(method: bytes, target: bytes, version: bytes, headers: Header
             expect = value.lower()
         elif name == b"upgrade":
             upgrade = value.lower()
+        elif name == b"accept":
+            event_stream = event_stream or b"text/event-stream" in value
     if hosts > 1 or (hosts == 0 and version == b"1.1"):
         raise ProtocolError(400, "missing or duplicate Host header")
     if hosts and _abnf.HOST.fullmatch(host) is None:
@@ -185,6 +197,7 @@ def _build_request(method: bytes, target: bytes, version: bytes, headers: Header
         framing=framing,
         content_length=length,
         upgrade=upgrade,
+        event_stream=event_stream,
     )
 
 

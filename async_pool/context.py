@@ -1,0 +1,34 @@
+"""What every handler on one event-loop thread of the pool shares."""
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pounce_sync.config import Config
+from pounce_sync.default_headers import DefaultHeaders
+from pounce_sync.proxy_headers import TrustedProxies
+
+from .handoffs import ClientSocket
+from .stats import PoolStats
+
+# Give a keep-alive HTTP/1.1 connection back to the sync side, with the bytes of the
+# next request(s) that were already read. Thread-safe; called on a loop thread.
+Resume = Callable[[ClientSocket, bytes], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PoolContext:
+    app: Any  # the ASGI application
+    config: Config
+    state: dict[str, Any] | None  # lifespan state; each scope gets a shallow copy
+    trusted_proxies: TrustedProxies | None
+    resume: Resume | None  # None: close keep-alive connections instead
+    default_headers: DefaultHeaders  # owned by this loop thread
+    # Set when the pool drains: WebSockets close with 1001, HTTP/2 sends GOAWAY,
+    # streaming responses get `connection: close`. Owned by this loop.
+    shutdown: asyncio.Event
+    stats: PoolStats
+
+    def scope_state(self) -> dict[str, Any] | None:
+        return None if self.state is None else self.state.copy()

@@ -1,0 +1,272 @@
+"""Streaming HTTP/1.1 on the pool: the app runs here once, its response streams with backpressure.
+
+The sync worker decided before the app ran that this response will stream
+(server-sent events, a configured prefix, or a path already seen streaming), so
+the exchange lives on an event loop instead of holding a worker thread. When it
+ends on a keep-alive connection the socket goes back to the sync side.
+"""
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from pounce_sync.http1 import (
+    NEED_DATA,
+    BodyFraming,
+    Data,
+    EndOfMessage,
+    LocalProtocolError,
+    ProtocolError,
+    ResponseWriter,
+    simple_response,
+)
+
+from .context import PoolContext
+from .handoffs import StreamingRequest
+from .socket_stream import AsyncSocket, ConnectionLost
+
+error_log = logging.getLogger("pounce_sync.error")
+access_log = logging.getLogger("pounce_sync.access")
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# Pipelined bytes read while watching for a disconnect: past this, stop reading.
+_MAX_READ_AHEAD = 65536
+
+
+class ClientDisconnected(OSError):
+    """Raised by `send` once the client has gone, as on the sync path."""
+
+
+def _disconnect() -> dict[str, Any]:
+    return {"type": "http.disconnect"}
+
+
+class StreamingExchange:
+    """One request/response on the pool: ASGI receive/send over an AsyncSocket."""
+
+    def __init__(self, stream: AsyncSocket, handoff: StreamingRequest, ctx: PoolContext) -> None:
+        self.stream = stream
+        self.handoff = handoff
+        self.ctx = ctx
+        self.request = handoff.request
+        self.parser = handoff.parser
+        keep_alive = handoff.keep_alive and not ctx.shutdown.is_set()
+        self.writer = ResponseWriter(handoff.request, keep_alive, handoff.default_fields)
+        self.body_done = False  # the app has received the body's last message
+        self.eom_seen = False  # the parser has given the body's EndOfMessage
+        self.continue_sent = False
+        self.received = 0
+        self.status = 0
+        self.bytes_sent = 0
+        self.response_complete = False
+        self.gone = asyncio.Event()  # the client closed, reset, or stopped reading
+        self._watcher: asyncio.Task[None] | None = None
+
+    # -- receive ---------------------------------------------------------------
+    async def receive(self) -> dict[str, Any]:
+        if self.gone.is_set() or self.response_complete:
+            return _disconnect()
+        if not self.body_done:
+            if not self.eom_seen:
+                return await self._read_body()
+            self.body_done = True  # a body-less request, finished early by `send`
+            return {"type": "http.request", "body": b"", "more_body": False}
+        self._watch()
+        shutdown = asyncio.ensure_future(self.ctx.shutdown.wait())
+        gone = asyncio.ensure_future(self.gone.wait())
+        try:
+            await asyncio.wait((shutdown, gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            shutdown.cancel()
+            gone.cancel()
+        return _disconnect()
+
+    async def _read_body(self) -> dict[str, Any]:
+        try:
+            event = await self._next_body_event()
+        except ProtocolError as exc:
+            return await self._abort(exc.status)
+        except TimeoutError:
+            return await self._abort(408)
+        if event is None:
+            self.gone.set()
+            return _disconnect()
+        if type(event) is EndOfMessage:
+            self.body_done = self.eom_seen = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        data = event.data
+        self.received += len(data)
+        limit = self.ctx.config.max_body_size
+        if limit and self.received > limit:
+            return await self._abort(413)
+        return {"type": "http.request", "body": data, "more_body": True}
+
+    async def _next_body_event(self) -> Data | EndOfMessage | None:
+        """The next body event; None if the client went away first."""
+        while True:
+            event = self.parser.next_event()
+            if event is not NEED_DATA:
+                return event  # type: ignore[return-value]
+            if self.request.expect_continue and not self.continue_sent:
+                self.continue_sent = True
+                if not self.writer.started:
+                    await self.stream.send_all(_CONTINUE)
+            timeout = self.ctx.config.timeout_body_read
+            data = await asyncio.wait_for(self.stream.recv(), timeout)
+            if not data:
+                return None
+            self.parser.feed(data)
+
+    async def _abort(self, status: int) -> dict[str, Any]:
+        if not self.writer.started:
+            body = f"{status}\n".encode()
+            try:
+                await self.stream.send_all(simple_response(status, body))
+            except ConnectionLost:
+                pass
+            self.status = status
+            self.response_complete = True
+        self.gone.set()
+        return _disconnect()
+
+    def _finish_empty_body(self) -> None:
+        """A body-less request has its EndOfMessage waiting: take it, so watching can start."""
+        if not self.eom_seen and self.request.framing is BodyFraming.NONE:
+            self.parser.next_event()
+            self.eom_seen = True
+
+    def _watch(self) -> None:
+        """Once the body is read, notice a departing client while the response streams."""
+        if self._watcher is None and self.eom_seen:
+            self._watcher = asyncio.ensure_future(self._watch_for_eof())
+
+    async def _watch_for_eof(self) -> None:
+        while len(self.parser.buffered) < _MAX_READ_AHEAD:
+            data = await self.stream.recv()
+            if not data:
+                self.gone.set()
+                return
+            self.parser.feed(data)  # a pipelined request: kept for the sync side
+
+    # -- send ------------------------------------------------------------------
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.gone.is_set():
+            raise ClientDisconnected("the client disconnected")
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.writer.start(message["status"], message.get("headers", ()))
+            self.status = message["status"]
+            self._finish_empty_body()
+            # A client waiting for 100 Continue may never send the body nobody read.
+            continue_pending = self.request.expect_continue and not self.continue_sent
+            if self.ctx.shutdown.is_set() or (continue_pending and not self.eom_seen):
+                self.writer.close_after()
+        elif kind == "http.response.body":
+            await self._send_body(message.get("body", b""), message.get("more_body", False))
+        else:
+            raise RuntimeError(f"unexpected ASGI message type {kind!r} on an http connection")
+
+    async def _send_body(self, body: bytes, more_body: bool) -> None:
+        if self.response_complete:
+            raise RuntimeError("http.response.body after the response was complete")
+        data = self.writer.body(body, more_body)
+        if not more_body:
+            self.response_complete = True
+        self._watch()
+        if not data:
+            return
+        try:
+            await asyncio.wait_for(self.stream.send_all(data), self.ctx.config.timeout_write)
+        except (ConnectionLost, TimeoutError) as exc:
+            self.gone.set()
+            raise ClientDisconnected(str(exc) or "write timed out") from None
+        self.bytes_sent += len(data)
+
+    # -- the whole exchange ----------------------------------------------------
+    async def run(self) -> bool:
+        """Call the app once; True if the connection can carry another request."""
+        try:
+            await self.ctx.app(self.handoff.scope, self.receive, self.send)
+        except ClientDisconnected:
+            return False
+        except Exception as exc:
+            if isinstance(exc, LocalProtocolError):
+                error_log.error("Invalid response from ASGI application: %s", exc)
+            else:
+                error_log.exception("Exception in ASGI application")
+            await self._fail()
+            return False
+        finally:
+            await self._stop_watching()
+        if not self.writer.started:
+            error_log.error("ASGI application returned without starting a response")
+            await self._fail()
+            return False
+        if not self.response_complete or self.gone.is_set():
+            return False
+        return self.writer.keep_alive and self._body_finished()
+
+    async def _fail(self) -> None:
+        if not self.writer.started and not self.gone.is_set():
+            try:
+                await self.stream.send_all(simple_response(500, b"Internal Server Error\n"))
+            except ConnectionLost:
+                pass
+            self.status = 500
+
+    async def _stop_watching(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
+            try:
+                await watcher
+            except asyncio.CancelledError:
+                pass
+
+    def _body_finished(self) -> bool:
+        """The request body is consumed, so the next request starts at the parser's buffer."""
+        while not self.eom_seen:
+            try:
+                event = self.parser.next_event()
+            except ProtocolError:
+                return False
+            if event is NEED_DATA:
+                return False
+            self.eom_seen = type(event) is EndOfMessage
+        self.parser.start_next_cycle()
+        return True
+
+
+async def serve_streaming(handoff: StreamingRequest, ctx: PoolContext) -> None:
+    stream = AsyncSocket(handoff.conn.sock, asyncio.get_running_loop())
+    exchange = StreamingExchange(stream, handoff, ctx)
+    started = time.perf_counter()
+    keep_alive = False
+    try:
+        keep_alive = await exchange.run()
+    finally:
+        if keep_alive and ctx.resume is not None and not ctx.shutdown.is_set():
+            stream.detach()
+            ctx.resume(handoff.conn, handoff.parser.buffered)
+        else:
+            stream.close()
+        _log_access(exchange, started)
+
+
+def _log_access(exchange: StreamingExchange, started: float) -> None:
+    if not access_log.isEnabledFor(logging.INFO) or not exchange.ctx.config.access_log:
+        return
+    request = exchange.request
+    client = exchange.handoff.scope.get("client")
+    access_log.info(
+        '%s - "%s %s HTTP/%s" %d %d %.2fms (%s)',
+        "%s:%d" % client if client else "-",
+        request.method.decode("ascii"),
+        request.target.decode("ascii"),
+        request.http_version.decode("ascii"),
+        exchange.status,
+        exchange.bytes_sent,
+        (time.perf_counter() - started) * 1000,
+        exchange.handoff.reason,
+    )

@@ -46,7 +46,7 @@ def bind_tcp(host: str, port: int, backlog: int) -> Listener:
     return Listener(sock, "http", (bound_host, bound_port))
 
 
-def bind_unix(path: str, backlog: int) -> Listener:
+def bind_unix(path: str, backlog: int, mode: int | None = None) -> Listener:
     try:
         if stat.S_ISSOCK(os.stat(path).st_mode):
             os.unlink(path)  # a stale socket from an earlier run
@@ -57,6 +57,8 @@ def bind_unix(path: str, backlog: int) -> Listener:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)
+        if mode is not None:
+            os.chmod(path, mode)  # before listen(): no client connects under the umask's mode
         sock.listen(backlog)
     except OSError as exc:
         sock.close()
@@ -85,10 +87,10 @@ def bind_fd(fd: int) -> Listener:
     return Listener(sock, "http", (host, port))
 
 
-def bind_spec(spec: str, backlog: int) -> Listener:
+def bind_spec(spec: str, backlog: int, uds_mode: int | None = None) -> Listener:
     """One --bind value: HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N."""
     if spec.startswith("unix:"):
-        return bind_unix(spec[len("unix:") :], backlog)
+        return bind_unix(spec[len("unix:") :], backlog, uds_mode)
     if spec.startswith("fd://"):
         return bind_fd(int(spec[len("fd://") :]))
     host, _, port = spec.rpartition(":")
@@ -104,11 +106,11 @@ def bind_listeners(config: Config) -> list[Listener]:
     listeners: list[Listener] = []
     try:
         for spec in config.bind:
-            listeners.append(bind_spec(spec, config.backlog))
+            listeners.append(bind_spec(spec, config.backlog, config.uds_permissions))
         if config.fd is not None:
             listeners.append(bind_fd(config.fd))
         if config.uds:
-            listeners.append(bind_unix(config.uds, config.backlog))
+            listeners.append(bind_unix(config.uds, config.backlog, config.uds_permissions))
         if not listeners:
             listeners.append(bind_tcp(config.host, config.port, config.backlog))
     except BindError:

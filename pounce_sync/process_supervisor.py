@@ -213,7 +213,8 @@ class ProcessSupervisor:
         for pid in self.workers:
             self.retiring.add(pid)
             _kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + self.config.timeout_graceful_shutdown + 5
+        config = self.config
+        deadline = time.monotonic() + config.drain_delay + config.timeout_graceful_shutdown + 5
         while self.workers and time.monotonic() < deadline:
             self._reap()
             time.sleep(_POLL)

@@ -69,6 +69,8 @@ class ServeContext:
     lifespan_state: dict[str, Any] | None
     # Draining: accept nothing new, answer with `connection: close`, keep no idle connection.
     stopping: threading.Event = field(default_factory=threading.Event)
+    # Told to stop and waiting out --drain-delay: still serving, health checks fail.
+    unhealthy: threading.Event = field(default_factory=threading.Event)
     # Drained: the workers leave their loops.
     finished: threading.Event = field(default_factory=threading.Event)
     connections: ConnectionCounter = field(default_factory=lambda: ConnectionCounter(None))

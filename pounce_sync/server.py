@@ -121,6 +121,7 @@ class Server:
         # inside wait() (seen: a worker process hung for good on 3.13t).
         self._signalled = False
         self._signals = 0
+        self._hangups = 0
         self._exit_code = EXIT_OK
         self._restarts = RestartBudget()
         self.workers: list[tuple[threading.Thread, SyncWorker]] = []
@@ -150,11 +151,34 @@ class Server:
         while not self._signalled and not self._shutdown_requested.wait(0.2):
             self._replace_dead_workers()
             self._publish_gauges()
-
+            self._note_hangup()
+        if self._signalled:
+            self._delay_drain()
         self._drain()
         lifespan_ok = self.lifespan.shutdown(timeout=max(self.config.timeout_graceful_shutdown, 5))
         error_log.info("Finished server process [%d]", os.getpid())
         return self._exit_code if lifespan_ok else EXIT_ERROR
+
+    def _delay_drain(self) -> None:
+        """--drain-delay: keep serving while health checks fail, so balancers look away first."""
+        delay = self.config.drain_delay
+        if not delay:
+            return
+        assert self.ctx is not None
+        self.ctx.unhealthy.set()
+        error_log.info("Shutdown signal: serving %.1fs more with the health path at 503", delay)
+        until = time.monotonic() + delay
+        while time.monotonic() < until:
+            time.sleep(min(0.05, until - time.monotonic()))  # a second signal still lands
+
+    def _note_hangup(self) -> None:
+        if self._hangups:
+            self._hangups = 0
+            error_log.warning(
+                "SIGHUP ignored: one process cannot restart itself without dropping requests; "
+                "run several worker processes (--worker-mode process --workers N) for "
+                "rolling restarts, or let a process manager restart this one"
+            )
 
     def _publish_gauges(self) -> None:
         if self.metrics is not None and self.ctx is not None:
@@ -404,6 +428,11 @@ class Server:
             return  # embedded in a test or another program: the caller stops us
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
+        if self.primary:  # supervised workers leave SIGHUP to the supervisor
+            signal.signal(signal.SIGHUP, self._on_hangup)
+
+    def _on_hangup(self, signum: int, frame: FrameType | None) -> None:
+        self._hangups += 1  # a plain counter: see _signalled
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1

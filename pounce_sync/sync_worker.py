@@ -254,6 +254,8 @@ class SyncWorker:
             conn.send_nowait(simple_response(413, ERROR_BODIES[413]))
             return False
         if request.target == self._health_target:
+            if self.ctx.unhealthy.is_set() or self._stopping():
+                return self._answer_local(conn, request, b"text/plain", b"draining\n", 503)
             return self._answer_local(conn, request, b"text/plain", b"ok\n")
         if request.target == self._metrics_target and self.ctx.metrics is not None:
             body = self.ctx.metrics.render()
@@ -342,11 +344,17 @@ class SyncWorker:
         return scope
 
     def _answer_local(
-        self, conn: Connection, request: Request, content_type: bytes, body: bytes
+        self,
+        conn: Connection,
+        request: Request,
+        content_type: bytes,
+        body: bytes,
+        status: int = 200,
     ) -> bool:
-        """Health and metrics endpoints: answered 200 by the worker, without the app."""
-        writer = ResponseWriter(request, request.keep_alive, self._default_headers.get())
-        writer.start(200, [(b"content-type", content_type)])
+        """Health and metrics endpoints: answered by the worker, without the app."""
+        keep_alive = request.keep_alive and not self._stopping()
+        writer = ResponseWriter(request, keep_alive, self._default_headers.get())
+        writer.start(status, [(b"content-type", content_type)])
         try:
             conn.send(writer.body(body, False))
         except ClientDisconnected:

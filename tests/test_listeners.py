@@ -106,3 +106,35 @@ def test_inherited_descriptor_that_is_not_listening() -> None:
         )
     assert result.returncode == 1
     assert result.stderr.strip().endswith("is not a listening stream socket")
+
+
+@pytest.mark.parametrize("flag", ["--uds", "--bind"])
+def test_unix_socket_permissions(tmp_path, flag: str) -> None:
+    import os
+    import stat
+
+    path = tmp_path / "app.sock"
+    value = str(path) if flag == "--uds" else f"unix:{path}"
+    srv = _start(flag, value, "--uds-mode", "660")
+    try:
+        deadline = time.monotonic() + 30
+        while "Listening on" not in srv.stderr:
+            assert srv.proc.poll() is None and time.monotonic() < deadline, srv.stderr
+            time.sleep(0.05)
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
+        assert b"200 OK" in _ask(socket.AF_UNIX, str(path))
+        assert srv.stop() == 0
+    finally:
+        srv.kill()
+
+
+def test_bad_uds_mode_is_one_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pounce_sync", "--uds", "/tmp/x.sock", "--uds-mode", "rw"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "--uds-mode must be octal" in result.stderr

@@ -4,8 +4,11 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
-from .server_process import TESTS_DIR, ServerProcess, exchange, running_server
+import pytest
+
+from .server_process import TESTS_DIR, ServerProcess, exchange, get, get_new, running_server
 
 GET = b"GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n%s\r\n"
 
@@ -75,3 +78,30 @@ def test_embedding_api_serves_an_app_object() -> None:
     finally:
         embedded.kill()
     assert "Worker mode: thread (--worker-mode thread): 2 worker thread(s)" in embedded.stderr
+
+
+@pytest.mark.parametrize("mode", [("thread", "1"), ("process", "2")])
+def test_health_fails_during_drain_delay_while_requests_are_served(mode) -> None:
+    """SIGTERM with --drain-delay: health says 503 at once, the app still answers."""
+    args = ("--worker-mode", mode[0], "--workers", mode[1])
+    with running_server("--health-path", "/healthz", "--drain-delay", "3", *args) as srv:
+        with srv.connect() as sock:
+            assert get(sock, "/healthz") == (b"HTTP/1.1 200 OK", b"ok\n")
+            srv.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while get(sock, "/healthz")[0] != b"HTTP/1.1 503 Service Unavailable":
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            status, _ = get_new(srv, "/")  # new connections are still accepted and served
+            assert status == b"HTTP/1.1 200 OK"
+        assert srv.wait_exit(20) == 0
+
+
+def test_sighup_to_a_single_process_is_ignored_with_a_warning() -> None:
+    with running_server() as srv:
+        srv.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "SIGHUP ignored" not in srv.stderr:
+            assert time.monotonic() < deadline and srv.proc.poll() is None
+            time.sleep(0.05)
+        assert get_new(srv, "/")[0] == b"HTTP/1.1 200 OK"

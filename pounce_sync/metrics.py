@@ -25,9 +25,22 @@ _BUCKET0 = _REQUESTS + _N_REQUESTS
 _SUM_US = _BUCKET0 + len(BUCKETS) + 1
 _IN_FLIGHT = _SUM_US + 1
 THREAD_CELLS = _IN_FLIGHT + 1
-# A worker process's block: gauges it refreshes twice a second, and its thread restarts.
+# A worker process's block: gauges it refreshes five times a second, its thread restarts,
+# and its AsyncPool's figures (PoolStats.snapshot() keys; the first four are counters).
 _OPEN, _PARKED, _THREAD_RESTARTS = range(3)
-PROCESS_CELLS = 3
+POOL_KEYS = (
+    "handoffs_streaming",
+    "handoffs_websocket",
+    "handoffs_http2",
+    "rejected",
+    "active_streaming",
+    "active_websocket",
+    "active_http2",
+    "h2_streams",
+)
+_POOL_COUNTERS = 4
+_POOL = 3
+PROCESS_CELLS = _POOL + len(POOL_KEYS)
 _PROCESS_RESTARTS = 0  # the supervisor's one cell
 
 
@@ -106,6 +119,17 @@ class ProcessMetrics:
     def count_thread_restart(self) -> None:
         self._cells[self._base + _THREAD_RESTARTS] += 1
 
+    def pool_counters(self) -> list[int]:
+        """The pool counters as left by this block's earlier owner: a replacement adds to them."""
+        base = self._base + _POOL
+        return [self._cells[base + i] for i in range(_POOL_COUNTERS)]
+
+    def set_pool(self, snapshot: dict[str, int], counters_before: list[int]) -> None:
+        base = self._base + _POOL
+        for i, key in enumerate(POOL_KEYS):
+            before = counters_before[i] if i < _POOL_COUNTERS else 0
+            self._cells[base + i] = before + snapshot[key]
+
 
 def _sum_threads(metrics: SharedMetrics, offset: int) -> int:
     layout, cells = metrics.layout, metrics.cells
@@ -154,6 +178,7 @@ def render(metrics: SharedMetrics) -> bytes:
     )
     for name, help_text, value in gauges:
         out += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value}"]
+    out += _render_pool(metrics)
     out += [
         "# HELP pounce_worker_restarts_total Crashed workers replaced.",
         "# TYPE pounce_worker_restarts_total counter",
@@ -162,3 +187,25 @@ def render(metrics: SharedMetrics) -> bytes:
         f'pounce_worker_restarts_total{{kind="process"}} {metrics.cells[len(metrics.cells) - 1]}',
     ]
     return ("\n".join(out) + "\n").encode()
+
+
+def _render_pool(metrics: SharedMetrics) -> list[str]:
+    def pool(key: str) -> int:
+        return _sum_processes(metrics, _POOL + POOL_KEYS.index(key))
+
+    kinds = ("streaming", "websocket", "http2")
+    out = [
+        "# HELP pounce_handoffs_total Connections handed to the AsyncPool, by kind.",
+        "# TYPE pounce_handoffs_total counter",
+        *(f'pounce_handoffs_total{{kind="{k}"}} {pool("handoffs_" + k)}' for k in kinds),
+        "# HELP pounce_handoffs_rejected_total Handoffs refused (503) with the pool full.",
+        "# TYPE pounce_handoffs_rejected_total counter",
+        f"pounce_handoffs_rejected_total {pool('rejected')}",
+        "# HELP pounce_pool_connections Connections the AsyncPool holds (its backlog), by kind.",
+        "# TYPE pounce_pool_connections gauge",
+        *(f'pounce_pool_connections{{kind="{k}"}} {pool("active_" + k)}' for k in kinds),
+        "# HELP pounce_http2_streams Open HTTP/2 streams.",
+        "# TYPE pounce_http2_streams gauge",
+        f"pounce_http2_streams {pool('h2_streams')}",
+    ]
+    return out

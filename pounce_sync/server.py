@@ -110,6 +110,9 @@ class Server:
             metrics = SharedMetrics(MetricsLayout(processes=1, threads=threads))
         self.metrics = metrics
         self.process_index = process_index  # which block of the shared metrics is ours
+        self._pool_counters_before = (
+            metrics.process(process_index).pool_counters() if metrics is not None else []
+        )
         self.process_limit = None if primary else _with_jitter(config)
         self._served = 0
         self._served_lock = threading.Lock()
@@ -184,6 +187,8 @@ class Server:
         if self.metrics is not None and self.ctx is not None:
             gauges = self.metrics.process(self.process_index)
             gauges.set_connections(self.ctx.connections.open, self.poller.parked_count)
+            if self.pool is not None:
+                gauges.set_pool(self.pool.stats.snapshot(), self._pool_counters_before)
 
     def _thread_metrics(self, index: int) -> ThreadMetrics | None:
         if self.metrics is None:

@@ -34,7 +34,7 @@ def test_render_is_valid_exposition_format() -> None:
     metrics.process(1).set_connections(7, 3)
     metrics.count_process_restart()
     text = metrics.render().decode()
-    sample = re.compile(r'[a-z_]+(\{[a-z]+="[^"]*"(,[a-z]+="[^"]*")*\})? [0-9.e+-]+')
+    sample = re.compile(r'[a-z_][a-z0-9_]*(\{[a-z]+="[^"]*"(,[a-z]+="[^"]*")*\})? [0-9.e+-]+')
     for line in text.splitlines():
         assert line.startswith("# HELP ") or line.startswith("# TYPE ") or sample.fullmatch(line)
     assert 'pounce_requests_total{method="GET",status="2xx"} 1' in text

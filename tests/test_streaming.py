@@ -257,3 +257,23 @@ def test_connections_move_between_pool_and_workers_under_load(server: ServerProc
         results = list(executor.map(client, range(24)))
     assert results == [[]] * 24
     assert "Traceback" not in server.stderr
+
+
+@pytest.mark.parametrize("mode", [("thread", "2"), ("process", "2")])
+def test_metrics_count_handoffs(mode) -> None:
+    args = ("--worker-mode", mode[0], "--workers", mode[1], "--metrics-path", "/metrics")
+    with running_server(*args, app=APP) as server:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        for _ in range(3):
+            response, _ = _request(conn, "/sse?n=1", SSE)
+            assert response.status == 200
+
+        def scraped() -> bool:
+            _, text = _request(conn, "/metrics")
+            return b'pounce_handoffs_total{kind="streaming"} 3' in text
+
+        assert _wait_for(scraped)
+        _, text = _request(conn, "/metrics")
+        assert b'pounce_pool_connections{kind="streaming"} 0' in text
+        assert b"pounce_handoffs_rejected_total 0" in text
+        conn.close()

@@ -6,7 +6,6 @@ written chunk by chunk by this same worker: the app is never started twice.
 """
 
 import asyncio
-import socket
 import threading
 from typing import Any
 
@@ -159,14 +158,11 @@ class HTTPCycle:
         fd = self.conn.fd
 
         def on_readable() -> None:
-            try:
-                data = self.conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-            except BlockingIOError:
+            gone = self.conn.input_says_gone()
+            if gone is None:
                 return
-            except OSError:
-                data = b""
-            loop.remove_reader(fd)
-            if not data and not waiter.done():  # data would be a pipelined request
+            loop.remove_reader(fd)  # either way there is nothing more to learn here
+            if gone and not waiter.done():
                 self.disconnected = True
                 waiter.set_result(None)
 

@@ -67,7 +67,9 @@ class Config:
         0, "Client certificates: 0 not asked for, 1 optional, 2 required (mutual TLS)."
     )
     ssl_ciphers: str = setting(
-        "TLSv1", "OpenSSL cipher list for TLS 1.2 (TLS 1.3 always uses OpenSSL's suites)."
+        "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES",
+        "OpenSSL cipher list for TLS 1.2 (TLS 1.3 always uses OpenSSL's suites); the default "
+        "keeps forward-secret suites only.",
     )
     timeout_tls_handshake: float = setting(
         10.0, "Deadline in seconds for a TLS handshake; the connection is closed silently after."

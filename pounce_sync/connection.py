@@ -105,6 +105,17 @@ class Connection:
         except OSError as exc:
             raise ClientDisconnected(str(exc)) from exc
 
+    def input_says_gone(self) -> bool | None:
+        """While a response is pending: True if the client left, False if it sent more
+        (a pipelined request, left in the socket), None if nothing is decided yet."""
+        try:
+            data = self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return None
+        except OSError:
+            return True
+        return not data
+
     def send_nowait(self, data: bytes) -> None:
         """Best effort, for error responses on connections about to close."""
         with contextlib.suppress(OSError):
@@ -222,6 +233,20 @@ class TLSConnection(Connection):
                 raise TimeoutError("read timed out")
         self.partial_record = False
         self.parser.feed(data)
+
+    def input_says_gone(self) -> bool | None:
+        """Records are decrypted, not peeked: a close_notify alert means the client left,
+        while a record of data is a pipelined request, kept in the parser."""
+        try:
+            data = self._recv()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return None
+        except OSError:
+            return True
+        if not data:
+            return True
+        self.parser.feed(data)
+        return False
 
     def _recv(self) -> bytes:
         """One record's bytes, and whatever else OpenSSL has decrypted already."""

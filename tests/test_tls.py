@@ -167,12 +167,13 @@ def test_curl_verifies_and_reuses_the_connection(server: TLSServerProcess, certs
 @pytest.mark.parametrize(
     ("server_ciphers", "client_ciphers"),
     [
-        # The default --ssl-ciphers (uvicorn's "TLSv1") leaves TLS 1.2 only CBC-SHA1
-        # suites, which Python's default client context refuses: offer OpenSSL's list.
-        ((), "DEFAULT"),
-        (("--ssl-ciphers", "ECDHE+AESGCM:ECDHE+CHACHA20"), None),
+        # The default --ssl-ciphers serves Python's default client context over TLS 1.2
+        # (uvicorn's "TLSv1" would leave it only CBC-SHA1 suites, which it refuses).
+        ((), None),
+        (("--ssl-ciphers", "ECDHE+AESGCM"), None),
+        (("--ssl-ciphers", "TLSv1"), "DEFAULT"),
     ],
-    ids=["default-ciphers", "aead-ciphers"],
+    ids=["default-ciphers", "aead-ciphers", "uvicorn-ciphers"],
 )
 def test_tls12_client_is_served(
     certs: Certs, server_ciphers: tuple[str, ...], client_ciphers: str | None
@@ -334,12 +335,18 @@ def test_write_timeout_over_tls_frees_the_worker(certs: Certs) -> None:
             assert get(sock) == HELLO
 
 
-def test_client_disconnect_is_seen_while_the_app_waits(certs: Certs) -> None:
-    """The app awaits http.disconnect; detecting it peeks at the TLS socket."""
+@pytest.mark.parametrize("close_notify", [False, True], ids=["tcp-close", "close-notify"])
+def test_client_disconnect_is_seen_while_the_app_waits(certs: Certs, close_notify: bool) -> None:
+    """The app awaits http.disconnect: a plain close and a TLS close_notify both count."""
     with running_tls_server(certs, app="apps_disconnect:app") as server:
         sock = server.connect_tls(client_context(certs))
         sock.sendall(request("/wait"))
         time.sleep(0.3)
+        if close_notify:
+            try:
+                sock.unwrap()  # sends close_notify, then waits for the server's
+            except ssl.SSLEOFError:
+                pass  # the server saw the client leave and closed without answering one
         sock.close()
         deadline = time.monotonic() + 10
         with server.connect_tls(client_context(certs)) as other:

@@ -15,16 +15,14 @@ class StreamingPaths:
         self._learned: set[bytes] = set()
         self._lock = threading.Lock()
         self._limit = limit
-
-    @property
-    def active(self) -> bool:
-        """Whether any path can match; False keeps the check off the hot path."""
-        return bool(self.prefixes or self._learned)
+        # Whether any path can match: a plain attribute, read on every request.
+        self.active = bool(self.prefixes)
 
     def learn(self, raw_path: bytes) -> None:
         with self._lock:
             if len(self._learned) < self._limit:
                 self._learned.add(raw_path)
+                self.active = True
 
     def reason(self, raw_path: bytes) -> str | None:
         if self.prefixes and raw_path.startswith(self.prefixes):

@@ -26,16 +26,9 @@ _END = EndOfMessage()
 # Fields that decide framing or connection handling; all others pass straight through.
 # The fields the parser reads itself; every other field is passed through untouched.
 _FRAMING_FIELDS = frozenset(
-    (
-        b"host",
-        b"content-length",
-        b"transfer-encoding",
-        b"connection",
-        b"expect",
-        b"upgrade",
-        b"accept",
-    )
+    (b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade")
 )
+_EVENT_STREAM = b"text/event-stream"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +132,15 @@ def parse_head(head: bytes, limits: ParserLimits) -> Request:
         )
     else:
         headers = _parse_fields(lines, limits)  # finds the bad line and says what is wrong
-    return _build_request(method, target, version, headers)
+    request = _build_request(method, target, version, headers)
+    # One C-level scan of the head; the fields are looked at only if it finds something.
+    if _EVENT_STREAM in head and _accepts_event_stream(headers):
+        return request._replace(event_stream=True)
+    return request
+
+
+def _accepts_event_stream(headers: Headers) -> bool:
+    return any(name == b"accept" and _EVENT_STREAM in value for name, value in headers)
 
 
 def _build_request(method: bytes, target: bytes, version: bytes, headers: Headers) -> Request:
@@ -150,7 +151,6 @@ def _build_request(method: bytes, target: bytes, version: bytes, headers: Header
     connection = b""
     expect = b""
     upgrade = None
-    event_stream = False
     for name, value in headers:
         if name not in _FRAMING_FIELDS:
             continue
@@ -167,8 +167,6 @@ def _build_request(method: bytes, target: bytes, version: bytes, headers: Header
             expect = value.lower()
         elif name == b"upgrade":
             upgrade = value.lower()
-        elif name == b"accept":
-            event_stream = event_stream or b"text/event-stream" in value
     if hosts > 1 or (hosts == 0 and version == b"1.1"):
         raise ProtocolError(400, "missing or duplicate Host header")
     if hosts and _abnf.HOST.fullmatch(host) is None:
@@ -197,7 +195,6 @@ def _build_request(method: bytes, target: bytes, version: bytes, headers: Header
         framing=framing,
         content_length=length,
         upgrade=upgrade,
-        event_stream=event_stream,
     )
 
 

@@ -177,7 +177,7 @@ class StreamingExchange:
         if not data:
             return
         try:
-            await asyncio.wait_for(self.stream.send_all(data), self.ctx.config.timeout_write)
+            await self.stream.send_all(data, self.ctx.config.timeout_write)
         except (ConnectionLost, TimeoutError) as exc:
             self.gone.set()
             raise ClientDisconnected(str(exc) or "write timed out") from None

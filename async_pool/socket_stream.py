@@ -51,8 +51,12 @@ class AsyncSocket:
                 return b""
         return b""
 
-    async def send_all(self, data: bytes | memoryview) -> None:
-        """Write everything, waiting while the peer's window is full (backpressure)."""
+    async def send_all(self, data: bytes | memoryview, timeout: float | None = None) -> None:
+        """Write everything, waiting while the peer's window is full (backpressure).
+
+        `timeout` bounds each wait for the peer to read (TimeoutError). The common
+        case, a socket with room, costs no timer and no task.
+        """
         view = memoryview(data)
         sock = self.sock
         while view:
@@ -60,12 +64,17 @@ class AsyncSocket:
                 raise ConnectionLost("connection closed")
             try:
                 view = view[sock.send(view) :]
+                continue
             except (BlockingIOError, ssl.SSLWantWriteError):
-                await self._wait(writable=True)
+                waiter = self._wait(writable=True)
             except ssl.SSLWantReadError:
-                await self._wait(writable=False)
+                waiter = self._wait(writable=False)
             except OSError as exc:
                 raise ConnectionLost(str(exc)) from exc
+            if timeout is None:
+                await waiter
+            else:
+                await asyncio.wait_for(waiter, timeout)
 
     def _wait(self, *, writable: bool) -> "asyncio.Future[None]":
         waiters = self._write_waiters if writable else self._read_waiters

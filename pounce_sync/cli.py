@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     hints = typing.get_type_hints(Config)
     for f in fields(Config):
-        help_text = f.metadata["help"]
+        help_text = f.metadata["help"].replace("%", "%%")  # argparse formats help with %
         if f.metadata.get("flag") == "":
             parser.add_argument(f.name, nargs="?", default=f.default, help=help_text)
             continue
@@ -73,6 +73,11 @@ def config_from_args(argv: list[str] | None = None) -> Config:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["bench"]:  # a subcommand: its flags are not server settings
+        from .bench import main as bench_main
+
+        sys.exit(bench_main(args[1:]))
     config = config_from_args(argv)
     if config.reload:  # a parent that restarts the server as a child on every change
         from .reload import run_reloader

@@ -204,10 +204,10 @@ class Config:
         16 * 1024 * 1024, "Largest WebSocket message in bytes; bigger ones close with 1009."
     )
     ws_ping_interval: float | None = setting(
-        20.0, "Seconds between WebSocket pings from the server; omitted or 0: no pings."
+        20.0, "Seconds between WebSocket pings from the server; 0: no pings."
     )
     ws_ping_timeout: float | None = setting(
-        20.0, "Seconds to wait for a pong before closing the WebSocket."
+        20.0, "Seconds to wait for a pong before closing the WebSocket; 0: never close for that."
     )
     ws_per_message_deflate: bool = setting(
         True, "Offer permessage-deflate compression to WebSocket clients."

@@ -287,3 +287,14 @@ def test_running_out_of_descriptors_slows_accepting_but_does_not_crash() -> None
         assert get(server) == (b"HTTP/1.1 200 OK", b"Hello, world!")
         assert server.proc.poll() is None
     assert "Traceback" not in server.stderr, server.stderr
+
+
+def test_help_lists_every_flag() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pounce_sync", "--help"], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--access-log-format" in result.stdout and "%(h)s" in result.stdout

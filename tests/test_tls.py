@@ -150,7 +150,8 @@ def test_curl_verifies_and_reuses_the_connection(server: TLSServerProcess, certs
     assert CURL is not None
     url = f"https://127.0.0.1:{server.port}"
     result = subprocess.run(
-        [CURL, "-sS", "--cacert", certs.ca, "-w", " %{http_version} %{num_connects}\n",
+        [CURL, "-sS", "--http1.1", "--cacert", certs.ca,
+         "-w", " %{http_version} %{num_connects}\n",
          f"{url}/", f"{url}/scope"],
         capture_output=True, text=True, timeout=TIMEOUT,
     )  # fmt: skip

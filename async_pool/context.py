@@ -1,6 +1,7 @@
 """What every handler on one event-loop thread of the pool shares."""
 
 import asyncio
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,8 @@ class PoolContext:
     # streaming responses get `connection: close`. Owned by this loop.
     shutdown: asyncio.Event
     stats: PoolStats
+    # Set by the server from the first shutdown signal (--drain-delay): health says 503.
+    unhealthy: threading.Event
 
     def scope_state(self) -> dict[str, Any] | None:
         return None if self.state is None else self.state.copy()

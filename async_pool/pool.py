@@ -78,6 +78,7 @@ class AsyncPool:
         trusted_proxies: TrustedProxies | None,
         resume: Resume | None,
         stats: PoolStats | None = None,
+        unhealthy: threading.Event | None = None,
     ) -> None:
         self.config = config
         self.stats = stats or PoolStats()
@@ -85,6 +86,7 @@ class AsyncPool:
         self._state = state
         self._trusted = trusted_proxies
         self._resume = resume
+        self._unhealthy = unhealthy or threading.Event()
         self._lock = threading.Lock()
         self._active = 0
         self._next = 0
@@ -114,6 +116,7 @@ class AsyncPool:
             ),
             shutdown=asyncio.Event(),
             stats=self.stats,
+            unhealthy=self._unhealthy,
         )
         ready.set()
 

@@ -257,12 +257,14 @@ class Server:
     def _make_context(self) -> ServeContext:
         config = self.config
         trusted = parse_trusted(config.forwarded_allow_ips) if config.proxy_headers else None
+        unhealthy = threading.Event()  # shared: health fails alike on both paths
         self.pool = AsyncPool(
             self.app,
             config,
             state=self.lifespan.state,
             trusted_proxies=trusted,
             resume=self._resume,
+            unhealthy=unhealthy,
         )
         return ServeContext(
             config=config,
@@ -277,6 +279,7 @@ class Server:
             trusted_proxies=trusted,
             pool=self.pool,
             streaming_paths=StreamingPaths(config.stream_path),
+            unhealthy=unhealthy,
             limits=ParserLimits(
                 max_request_line=config.limit_request_line,
                 max_header_bytes=config.limit_request_headers_size,

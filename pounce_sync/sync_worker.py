@@ -23,6 +23,7 @@ from .http1 import (
     NEED_DATA,
     BodyFraming,
     ConnectionClosed,
+    HTTP2Preface,
     LocalProtocolError,
     ProtocolError,
     Request,
@@ -178,7 +179,7 @@ class SyncWorker:
             try:
                 event = conn.parser.next_event()
             except ProtocolError as exc:
-                if exc.status == 505 and self._prior_knowledge_h2(conn):
+                if type(exc) is HTTP2Preface and self._prior_knowledge_h2(conn):
                     return
                 self._reject(conn, exc.status, exc.detail)
                 return
@@ -313,13 +314,19 @@ class SyncWorker:
         self.ctx.connections.release()
 
     def _prior_knowledge_h2(self, conn: Connection) -> bool:
-        """A connection opening with the HTTP/2 preface goes to the pool; True if it went."""
+        """A connection opening with the HTTP/2 preface goes to the pool; True if it went.
+
+        The parser consumed the preface's first part as a request head before refusing
+        it, so it is put back in front of what followed. Checking here, on the
+        parser's error path, keeps the hot path untouched.
+        """
         buffered = conn.parser.buffered
-        if conn.requests or not buffered.startswith(b"PRI * HTTP/2.0\r\n"):
+        if conn.requests:
             return False
         if self.ctx.pool is None or not self.config.http2:
             return False
-        self._hand_off(conn, HTTP2Connection(_client_socket(conn), buffered, "prior-knowledge"))
+        preface = _PREFACE_HEAD + buffered
+        self._hand_off(conn, HTTP2Connection(_client_socket(conn), preface, "prior-knowledge"))
         return True
 
     def _scope(
@@ -421,6 +428,9 @@ class SyncWorker:
             (time.perf_counter() - started) * 1000,
             f" id={request_id.decode('ascii')}" if request_id else "",
         )
+
+
+_PREFACE_HEAD = b"PRI * HTTP/2.0\r\n\r\n"
 
 
 def _client_socket(conn: Connection) -> ClientSocket:

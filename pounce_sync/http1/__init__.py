@@ -1,6 +1,6 @@
 """The project's HTTP/1.1 codec: sans-I/O, strict, shared by the sync workers and the AsyncPool."""
 
-from .errors import LocalProtocolError, ProtocolError
+from .errors import HTTP2Preface, LocalProtocolError, ProtocolError
 from .events import (
     NEED_DATA,
     PAUSED,
@@ -30,6 +30,7 @@ __all__ = [
     "Data",
     "EndOfMessage",
     "Event",
+    "HTTP2Preface",
     "LocalProtocolError",
     "ParserLimits",
     "ProtocolError",

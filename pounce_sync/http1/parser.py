@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import _abnf
-from .errors import ProtocolError
+from .errors import HTTP2Preface, ProtocolError
 from .events import (
     NEED_DATA,
     PAUSED,
@@ -106,6 +106,8 @@ def _parse_request_line(line: bytes, limits: ParserLimits) -> tuple[bytes, bytes
             raise ProtocolError(400, "bare CR or LF in the request head")
         raise ProtocolError(400, "invalid request line")
     method, target, major, minor = m.groups()
+    if line == b"PRI * HTTP/2.0":
+        raise HTTP2Preface
     if major != b"1":
         raise ProtocolError(505, "HTTP version not supported")
     _check_target(method, target)

@@ -564,3 +564,20 @@ def test_bare_lf_scan_resumes_where_it_stopped() -> None:
     with pytest.raises(ProtocolError) as info:
         parser.next_event()
     assert info.value.status == 400
+
+
+def test_http2_preface_is_its_own_error() -> None:
+    """The preface is refused like any HTTP/2 request line (505), but recognisably."""
+    from pounce_sync.http1 import HTTP2Preface, RequestParser
+
+    parser = RequestParser()
+    parser.feed(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    with pytest.raises(HTTP2Preface) as raised:
+        parser.next_event()
+    assert raised.value.status == 505
+    assert parser.buffered == b"SM\r\n\r\n"
+    other = RequestParser()
+    other.feed(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n")
+    with pytest.raises(ProtocolError) as raised_other:
+        other.next_event()
+    assert type(raised_other.value) is ProtocolError and raised_other.value.status == 505

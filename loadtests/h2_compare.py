@@ -1,0 +1,215 @@
+"""h2load against pounce-sync and hypercorn serving the same app over HTTP/2.
+
+Cleartext HTTP/2 with prior knowledge, the same app (apps:hello), the same worker
+count; servers alternate round by round and the report gives the median req/s.
+Everything runs on 127.0.0.1, every option has a ceiling and every step a time limit.
+
+    python loadtests/h2_compare.py                        # -n 20000 -c 10 -m 10, one round
+    python loadtests/h2_compare.py --rounds 3 --requests 50000
+
+Peers come from loadtests/.venv-peers (`python loadtests/bench.py --setup`).
+"""
+
+import argparse
+import dataclasses
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import proctree
+import servers as server_table
+from servers import HERE, HOST
+
+H2LOAD = "/usr/bin/h2load"
+APP = "apps:hello"
+PATH = "/"
+STARTUP_TIMEOUT_S = 30.0
+RUN_TIMEOUT_S = 300.0
+SERVERS = ("pounce-sync", "pounce-sync-ft", "hypercorn")
+PROBES = {
+    "pounce-sync": server_table.imports("pounce_sync.cli", "async_pool.http2"),
+    "pounce-sync-ft": server_table.imports("pounce_sync.cli", "async_pool.http2"),
+    "hypercorn": server_table.imports("hypercorn", "uvloop", "h2"),
+}
+# hypercorn ends an HTTP/2 connection after 1000 requests by default and h2load does
+# not reconnect, so its runs would fail half-way: the cap is lifted (pounce-sync has none).
+HYPERCORN_CONFIG = "keep_alive_max_requests = 100000000\n"
+
+_FINISHED = re.compile(r"finished in [\d.]+\w+, ([\d.]+) req/s")
+_REQUESTS = re.compile(
+    r"requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    requests: int
+    clients: int
+    streams: int  # concurrent streams per connection (h2load -m)
+
+    def command(self, port: int, requests: int | None = None) -> list[str]:
+        n = str(requests or self.requests)
+        url = f"http://{HOST}:{port}{PATH}"
+        return [H2LOAD, "-n", n, "-c", str(self.clients), "-m", str(self.streams), url]
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """How to start one server: its command line once a port is chosen."""
+
+    name: str
+    python: str
+    workers: int
+    hypercorn_config: Path
+
+    def argv(self, port: int) -> list[str]:
+        argv = server_table.BY_NAME[self.name].command(self.python, APP, port, self.workers)
+        if self.name == "hypercorn":
+            argv[3:3] = ["--config", str(self.hypercorn_config)]  # after `python -m hypercorn`
+        elif self.name == "pounce-sync-ft":
+            # Worker threads share one process and so one AsyncPool: as many event loops
+            # as hypercorn has workers (process mode has a pool per worker already).
+            argv[-1:-1] = ["--async-threads", str(self.workers)]
+        return argv
+
+
+@dataclass(slots=True)
+class Result:
+    server: str
+    rps: list[float] = field(default_factory=list)
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--requests", type=_bounded(100, 500_000), default=20_000, help="h2load -n")
+    p.add_argument("--clients", type=_bounded(1, 200), default=10, help="h2load -c")
+    p.add_argument("--streams", type=_bounded(1, 100), default=10, help="h2load -m")
+    p.add_argument("--workers", type=_bounded(1, 16), default=2)
+    p.add_argument("--rounds", type=_bounded(1, 10), default=1)
+    p.add_argument("--servers", default=",".join(SERVERS), help="comma-separated subset")
+    p.add_argument("--python-pounce", default=sys.executable)
+    p.add_argument("--python-ft", default=str(server_table.FREE_THREADED_PYTHON))
+    p.add_argument("--python-peers", default=str(server_table.peers_python()))
+    return p.parse_args(argv)
+
+
+def parse(report: str) -> tuple[float, int]:
+    """(req/s, requests that did not succeed) from h2load's summary."""
+    finished, requests = _FINISHED.search(report), _REQUESTS.search(report)
+    if finished is None or requests is None:
+        raise ValueError("no summary in h2load's output: " + report.strip()[-300:])
+    total, succeeded = int(requests[1]), int(requests[2])
+    return float(finished[1]), total - succeeded
+
+
+def h2load(command: list[str]) -> str:
+    done = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    if done.returncode != 0:
+        raise RuntimeError(f"h2load exited with {done.returncode}: {done.stderr.strip()[-300:]}")
+    return done.stdout
+
+
+def run_one(launch: Launch, load: Load, log: Path) -> tuple[float, int]:
+    """Start the server, warm it up, measure, and always stop it (its whole process group)."""
+    port = proctree.free_port()
+    with log.open("wb") as log_file:
+        proc = proctree.start(launch.argv(port), HERE, log_file)
+        try:
+            proctree.wait_until_answers(proc, port, PATH, STARTUP_TIMEOUT_S)
+            h2load(load.command(port, min(2000, load.requests)))
+            return parse(h2load(load.command(port)))
+        finally:
+            proctree.stop(proc)
+
+
+def python_for(name: str, args: argparse.Namespace) -> str:
+    role = server_table.BY_NAME[name].interpreter
+    return {"pounce": args.python_pounce, "ft": args.python_ft, "peers": args.python_peers}[role]
+
+
+def available(names: list[str], args: argparse.Namespace) -> list[str]:
+    """The servers whose interpreter has them and h2 installed; says why for the others."""
+    chosen = []
+    for name in names:
+        server = dataclasses.replace(server_table.BY_NAME[name], probe=PROBES[name])
+        problem = server_table.probe(server, python_for(name, args))
+        if problem is None:
+            chosen.append(name)
+        else:
+            print(f"{name}: skipped, {problem}", flush=True)
+    return chosen
+
+
+def measure_all(names: list[str], load: Load, args: argparse.Namespace) -> list[Result]:
+    results = {name: Result(name) for name in names}
+    with tempfile.TemporaryDirectory(prefix="h2-compare-") as tmp:
+        config = Path(tmp) / "hypercorn.toml"
+        config.write_text(HYPERCORN_CONFIG)
+        for round_no in range(1, args.rounds + 1):
+            for name in names:  # alternating: drift of the machine hits every server alike
+                launch = Launch(name, python_for(name, args), args.workers, config)
+                log = Path(tmp) / f"{name}-r{round_no}.log"
+                result = results[name]
+                try:
+                    rps, failed = run_one(launch, load, log)
+                except (RuntimeError, ValueError, OSError, subprocess.TimeoutExpired) as exc:
+                    result.errors.append(f"round {round_no}: {exc}")
+                    print(f"[{round_no}] {name:<15} FAILED: {exc}", flush=True)
+                    continue
+                result.rps.append(rps)
+                result.failed += failed
+                print(f"[{round_no}] {name:<15} {rps:>10,.0f} req/s  failed {failed}", flush=True)
+    return list(results.values())
+
+
+def report(results: list[Result], load: Load, workers: int) -> None:
+    print(
+        f"\nh2load -n {load.requests} -c {load.clients} -m {load.streams}, {workers} workers, "
+        f"app {APP} (median over rounds)"
+    )
+    base = next((r for r in results if r.server == "hypercorn" and r.rps), None)
+    for result in results:
+        if not result.rps:
+            print(f"  {result.server:<15} no figures: {'; '.join(result.errors)}")
+            continue
+        median = statistics.median(result.rps)
+        ratio = f"  x{median / statistics.median(base.rps):.2f} hypercorn" if base else ""
+        print(f"  {result.server:<15} {median:>10,.0f} req/s  failed {result.failed}{ratio}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not Path(H2LOAD).exists():
+        raise SystemExit(f"{H2LOAD} not found: apt-get install nghttp2-client")
+    names = [n.strip() for n in args.servers.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SERVERS]
+    if unknown:
+        raise SystemExit(f"unknown servers: {', '.join(unknown)} (known: {', '.join(SERVERS)})")
+    load = Load(args.requests, args.clients, args.streams)
+    started = time.monotonic()
+    results = measure_all(available(names, args), load, args)
+    report(results, load, args.workers)
+    print(f"\n{time.monotonic() - started:.0f} s in all")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

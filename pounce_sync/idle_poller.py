@@ -33,7 +33,7 @@ class Expired:
     status: int | None  # answer with this status before closing (408), or close silently
 
 
-def _has_input(conn: Connection) -> bool:
+def has_input(conn: Connection) -> bool:
     """Bytes or EOF wait, so the connection's armed event brings a worker.
 
     A TLS connection is never parked with decrypted bytes inside OpenSSL (see
@@ -123,9 +123,7 @@ class IdlePoller:
             snapshot = list(self._parked.items())
         # A connection with bytes (or EOF) waiting is not idle: its request arrived in
         # time and only waits for a free worker, which its armed event will bring.
-        due = [
-            (fd, entry) for fd, entry in snapshot if entry[1] <= now and not _has_input(entry[0])
-        ]
+        due = [(fd, entry) for fd, entry in snapshot if entry[1] <= now and not has_input(entry[0])]
         expired = []
         if due:
             with self._lock:
@@ -143,7 +141,7 @@ class IdlePoller:
         """
         with self._lock:
             snapshot = list(self._parked.items())
-        idle = [(fd, e) for fd, e in snapshot if e[0].requests and not _has_input(e[0])]
+        idle = [(fd, e) for fd, e in snapshot if e[0].requests and not has_input(e[0])]
         taken = []
         with self._lock:
             for fd, entry in idle:

@@ -30,6 +30,7 @@ from .http1 import (
     ResponseWriter,
     simple_response,
 )
+from .idle_poller import has_input
 from .metrics import ThreadMetrics
 from .proxy_headers import apply_to_scope
 from .proxy_headers import resolve as resolve_forwarded
@@ -142,7 +143,10 @@ class SyncWorker:
 
     # -- serving ---------------------------------------------------------------
     def _park(self, conn: Connection) -> None:
-        if conn.requests and self._stopping():
+        # Draining: an idle keep-alive connection closes. One whose next request is
+        # already on its way (sent after a response without `connection: close`) is
+        # served, with `connection: close`: closing would reset that request.
+        if conn.requests and self._stopping() and not self._request_waiting(conn):
             self._close(conn)
             return
         now = time.monotonic()
@@ -164,6 +168,10 @@ class SyncWorker:
             self.ctx.poller.park(conn, conn.head_deadline, 408)
         else:
             self.ctx.poller.park(conn, now + self.config.timeout_keep_alive)
+
+    @staticmethod
+    def _request_waiting(conn: Connection) -> bool:
+        return conn.parser.has_buffered_data or has_input(conn)
 
     def _close(self, conn: Connection) -> None:
         conn.close()
@@ -242,7 +250,9 @@ class SyncWorker:
             self.metrics.finished(request.method, cycle.status or 500, elapsed)
         if config.access_log:
             self._access(scope["client"], request, cycle, started, request_id)
-        return ok and writer.keep_alive and cycle.drain_body() and not self._stopping()
+        # Not closed just because a drain began meanwhile: this response promised keep-alive,
+        # so a next request may be on its way already (see _park).
+        return ok and writer.keep_alive and cycle.drain_body()
 
     def _answer_without_app(self, conn: Connection, request: Request) -> bool | None:
         """Limits and the server's own endpoints; None when the app should run."""

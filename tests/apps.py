@@ -73,6 +73,9 @@ async def app(scope: Scope, receive, send) -> None:
     elif path == "/sleep":
         time.sleep(float(scope["query_string"] or b"1"))
         await _respond(send, 200, b"slept")
+    elif path == "/respond-then-sleep":  # the response is complete before the app returns
+        await _respond(send, 200, b"responded")
+        time.sleep(float(scope["query_string"] or b"1"))
     elif path == "/async-sleep":
         await asyncio.sleep(float(scope["query_string"] or b"0.1"))
         await _respond(send, 200, b"async slept")

@@ -105,3 +105,20 @@ def test_connections_waiting_in_the_accept_queue_are_served_on_shutdown() -> Non
     assert first[2] == b"slept"
     assert second[0] == b"HTTP/1.1 200 OK" and second[2] == b"Hello, world!"
     assert second[1][b"connection"] == b"close"
+
+
+def test_pipelined_request_behind_one_in_flight_at_shutdown_is_answered() -> None:
+    """The first response promised keep-alive before the drain began: the request
+    behind it gets an answer (with `connection: close`), not a reset."""
+    with running_server() as srv:
+        with srv.connect() as sock:
+            sock.sendall(
+                b"GET /respond-then-sleep?1 HTTP/1.1\r\nHost: t\r\n\r\n"
+                b"GET /scope HTTP/1.1\r\nHost: t\r\n\r\n"
+            )
+            time.sleep(0.3)
+            srv.send_signal(signal.SIGTERM)
+            data = read_until_closed(sock)
+        assert data.count(b"HTTP/1.1 200 OK") == 2, data
+        assert data.rstrip().endswith(b"}")  # the second, /scope, response is complete
+        assert srv.wait_exit(20) == 0

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pounce_sync.access_format import AccessFormatter
 from pounce_sync.config import Config
 from pounce_sync.default_headers import DefaultHeaders
 from pounce_sync.proxy_headers import TrustedProxies
@@ -30,6 +31,7 @@ class PoolContext:
     # streaming responses get `connection: close`. Owned by this loop.
     shutdown: asyncio.Event
     stats: PoolStats
+    access_line: AccessFormatter  # --access-log-format, compiled once per loop thread
     # Set by the server from the first shutdown signal (--drain-delay): health says 503.
     unhealthy: threading.Event
 

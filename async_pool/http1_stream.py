@@ -11,6 +11,7 @@ import logging
 import time
 from typing import Any
 
+from pounce_sync.access_format import AccessRecord
 from pounce_sync.http1 import (
     NEED_DATA,
     BodyFraming,
@@ -257,16 +258,14 @@ async def serve_streaming(handoff: StreamingRequest, ctx: PoolContext) -> None:
 def _log_access(exchange: StreamingExchange, started: float) -> None:
     if not access_log.isEnabledFor(logging.INFO) or not exchange.ctx.config.access_log:
         return
-    request = exchange.request
-    client = exchange.handoff.scope.get("client")
-    access_log.info(
-        '%s - "%s %s HTTP/%s" %d %d %.2fms (%s)',
-        "%s:%d" % client if client else "-",
-        request.method.decode("ascii"),
-        request.target.decode("ascii"),
-        request.http_version.decode("ascii"),
+    scope = exchange.handoff.scope
+    request_id = scope.get("extensions", {}).get("request_id", {}).get("id")
+    record = AccessRecord(
+        scope.get("client"),
+        exchange.request,
         exchange.status,
         exchange.bytes_sent,
-        (time.perf_counter() - started) * 1000,
-        exchange.handoff.reason,
+        time.perf_counter() - started,
+        request_id.encode("ascii") if request_id else None,
     )
+    access_log.info(exchange.ctx.access_line(record))

@@ -13,7 +13,6 @@ and h2's `close_connection` sends the last GOAWAY when none is left.
 
 import asyncio
 import binascii
-import functools
 import logging
 import time
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from h2.settings import SettingCodes, Settings
 from hyperframe.exceptions import HyperframeError
 from hyperframe.frame import GoAwayFrame
 
-from pounce_sync.access_format import AccessFormatter, AccessRecord, compile_format
+from pounce_sync.access_format import AccessRecord
 from pounce_sync.config import Config
 from pounce_sync.http1 import Request, simple_response
 from pounce_sync.request_id import find_or_make_request_id
@@ -556,11 +555,6 @@ class H2Server:
         self._flush()
 
 
-@functools.cache
-def _formatter(fmt: str) -> AccessFormatter:
-    return compile_format(fmt)
-
-
 def _log_access(
     ctx: PoolContext,
     client: tuple[str, int] | None,
@@ -573,20 +567,8 @@ def _log_access(
     if not ctx.config.access_log or not access_log.isEnabledFor(logging.INFO):
         return
     elapsed = time.perf_counter() - started
-    fmt = ctx.config.access_log_format
-    if fmt:
-        record = AccessRecord(client, request, status, bytes_sent, elapsed, request_id)
-        access_log.info(_formatter(fmt)(record))
-        return
-    access_log.info(
-        '%s - "%s %s HTTP/2" %d %d %.2fms',
-        "%s:%d" % client if client else "-",
-        request.method.decode("ascii", "replace"),
-        request.target.decode("ascii", "replace"),
-        status,
-        bytes_sent,
-        elapsed * 1000,
-    )
+    record = AccessRecord(client, request, status, bytes_sent, elapsed, request_id)
+    access_log.info(ctx.access_line(record))
 
 
 async def serve_http2(handoff: HTTP2Connection, ctx: PoolContext) -> None:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pounce_sync.access_format import line_formatter
 from pounce_sync.config import Config
 from pounce_sync.default_headers import DefaultHeaders
 from pounce_sync.proxy_headers import TrustedProxies
@@ -116,6 +117,7 @@ class AsyncPool:
             ),
             shutdown=asyncio.Event(),
             stats=self.stats,
+            access_line=line_formatter(config.access_log_format),
             unhealthy=self._unhealthy,
         )
         ready.set()

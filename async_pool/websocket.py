@@ -32,6 +32,7 @@ from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import LocalProtocolError as FrameStateError
 from wsproto.utilities import generate_accept_token, split_comma_header
 
+from pounce_sync.access_format import AccessRecord
 from pounce_sync.http1 import (
     LocalProtocolError,
     Request,
@@ -649,6 +650,11 @@ def _log_access(session: WebSocketSession, started: float) -> None:
     if not session.ctx.config.access_log or not access_log.isEnabledFor(logging.INFO):
         return
     client = session.scope.get("client")
+    if session.ctx.config.access_log_format:  # the operator's line; else WebSocket's own
+        elapsed = time.perf_counter() - started
+        record = AccessRecord(client, session.request, session.status, 0, elapsed, None)
+        access_log.info(session.ctx.access_line(record))
+        return
     access_log.info(
         '%s - "WebSocket %s" %d %.2fms',
         "%s:%d" % tuple(client) if client else "-",

@@ -46,6 +46,26 @@ _NUMERIC = frozenset("diouxXeEfFgGc")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+def line_formatter(fmt: str | None) -> AccessFormatter:
+    """The access line for --access-log-format, or the built-in line when it is not set."""
+    return compile_format(fmt) if fmt else default_line
+
+
+def default_line(record: AccessRecord) -> str:
+    """`client - "METHOD target HTTP/v" status bytes 1.23ms[ id=...]`, on every protocol."""
+    request = record.request
+    return '%s - "%s %s HTTP/%s" %d %d %.2fms%s' % (
+        "%s:%d" % record.client if record.client else "-",
+        request.method.decode("ascii", "replace"),
+        request.target.decode("ascii", "replace"),
+        request.http_version.decode("ascii", "replace"),
+        record.status,
+        record.bytes_sent,
+        record.elapsed * 1000,
+        " id=" + record.request_id.decode("ascii") if record.request_id else "",
+    )
+
+
 def compile_format(fmt: str) -> AccessFormatter:
     """Parse `fmt` once; the returned callable renders one line from an `AccessRecord`."""
     template: list[str] = []

@@ -13,7 +13,7 @@ from typing import Any
 
 from async_pool import ClientSocket, Handoff, HTTP2Connection, StreamingRequest, WebSocketUpgrade
 
-from .access_format import AccessFormatter, AccessRecord, compile_format
+from .access_format import AccessRecord, line_formatter
 from .asgi_http import ERROR_BODIES, HTTPCycle
 from .asgi_scope import build_http_scope, build_websocket_scope, split_target
 from .connection import ClientDisconnected, Connection
@@ -73,8 +73,8 @@ class SyncWorker:
         self._streaming_paths = ctx.streaming_paths
         self._health_target = (self.config.health_path or "").encode() or None
         self._metrics_target = (self.config.metrics_path or "").encode() or None
-        fmt = self.config.access_log_format  # compiled here, never parsed per request
-        self._access_format: AccessFormatter | None = compile_format(fmt) if fmt else None
+        # Compiled here, never parsed per request.
+        self._access_line = line_formatter(self.config.access_log_format)
 
     def run(self) -> None:
         driver = make_driver(self.config.coroutine_driver)
@@ -419,25 +419,11 @@ class SyncWorker:
     ) -> None:
         if not access_log.isEnabledFor(logging.INFO):
             return
-        if self._access_format is not None:
-            elapsed = time.perf_counter() - started
-            record = AccessRecord(
-                client_address, request, cycle.status, cycle.bytes_sent, elapsed, request_id
-            )
-            access_log.info(self._access_format(record))
-            return
-        client = "%s:%d" % client_address if client_address else "-"
-        access_log.info(
-            '%s - "%s %s HTTP/%s" %d %d %.2fms%s',
-            client,
-            request.method.decode("ascii"),
-            request.target.decode("ascii"),
-            request.http_version.decode("ascii"),
-            cycle.status,
-            cycle.bytes_sent,
-            (time.perf_counter() - started) * 1000,
-            f" id={request_id.decode('ascii')}" if request_id else "",
+        elapsed = time.perf_counter() - started
+        record = AccessRecord(
+            client_address, request, cycle.status, cycle.bytes_sent, elapsed, request_id
         )
+        access_log.info(self._access_line(record))
 
 
 _PREFACE_HEAD = b"PRI * HTTP/2.0\r\n\r\n"

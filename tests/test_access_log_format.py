@@ -96,3 +96,18 @@ def _record(**changes: object) -> AccessRecord:
 )
 def test_compiled_format(fmt: str, record: AccessRecord, line: str) -> None:
     assert compile_format(fmt)(record) == line
+
+
+def test_requests_on_the_async_pool_use_the_format_too() -> None:
+    """A request streamed on the AsyncPool (SSE) is logged with the operator's format."""
+    import time
+
+    with running_server("--access-log-format", "POOL %(r)s %(s)s", app="apps_streaming:app") as srv:
+        client = http.client.HTTPConnection(srv.host, srv.port, timeout=30)
+        client.request("GET", "/sse?n=1", headers={"Accept": "text/event-stream"})
+        assert client.getresponse().read() == b"data: 0\n\n"
+        client.close()
+        deadline = time.monotonic() + 30
+        while "POOL GET /sse?n=1 HTTP/1.1 200" not in srv.stdout:
+            assert time.monotonic() < deadline, srv.stdout
+            time.sleep(0.05)

@@ -12,6 +12,8 @@ import time
 from typing import Any
 
 from pounce_sync.access_format import AccessRecord
+from pounce_sync.asgi_http import CONTINUE_RESPONSE, ERROR_BODIES, disconnect_message
+from pounce_sync.connection import ClientDisconnected
 from pounce_sync.http1 import (
     NEED_DATA,
     BodyFraming,
@@ -30,17 +32,8 @@ from .socket_stream import AsyncSocket, ConnectionLost
 error_log = logging.getLogger("pounce_sync.error")
 access_log = logging.getLogger("pounce_sync.access")
 
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # Pipelined bytes read while watching for a disconnect: past this, stop reading.
 _MAX_READ_AHEAD = 65536
-
-
-class ClientDisconnected(OSError):
-    """Raised by `send` once the client has gone, as on the sync path."""
-
-
-def _disconnect() -> dict[str, Any]:
-    return {"type": "http.disconnect"}
 
 
 class StreamingExchange:
@@ -67,7 +60,7 @@ class StreamingExchange:
     # -- receive ---------------------------------------------------------------
     async def receive(self) -> dict[str, Any]:
         if self.gone.is_set() or self.response_complete:
-            return _disconnect()
+            return disconnect_message()
         if not self.body_done:
             if not self.eom_seen:
                 return await self._read_body()
@@ -81,7 +74,7 @@ class StreamingExchange:
         finally:
             shutdown.cancel()
             gone.cancel()
-        return _disconnect()
+        return disconnect_message()
 
     async def _read_body(self) -> dict[str, Any]:
         try:
@@ -92,7 +85,7 @@ class StreamingExchange:
             return await self._abort(408)
         if event is None:
             self.gone.set()
-            return _disconnect()
+            return disconnect_message()
         if type(event) is EndOfMessage:
             self.body_done = self.eom_seen = True
             return {"type": "http.request", "body": b"", "more_body": False}
@@ -112,7 +105,7 @@ class StreamingExchange:
             if self.request.expect_continue and not self.continue_sent:
                 self.continue_sent = True
                 if not self.writer.started:
-                    await self.stream.send_all(_CONTINUE)
+                    await self.stream.send_all(CONTINUE_RESPONSE)
             timeout = self.ctx.config.timeout_body_read
             data = await asyncio.wait_for(self.stream.recv(), timeout)
             if not data:
@@ -121,15 +114,14 @@ class StreamingExchange:
 
     async def _abort(self, status: int) -> dict[str, Any]:
         if not self.writer.started:
-            body = f"{status}\n".encode()
             try:
-                await self.stream.send_all(simple_response(status, body))
+                await self.stream.send_all(simple_response(status, ERROR_BODIES[status]))
             except ConnectionLost:
                 pass
             self.status = status
             self.response_complete = True
         self.gone.set()
-        return _disconnect()
+        return disconnect_message()
 
     def _finish_empty_body(self) -> None:
         """A body-less request has its EndOfMessage waiting: take it, so watching can start."""
@@ -211,7 +203,7 @@ class StreamingExchange:
     async def _fail(self) -> None:
         if not self.writer.started and not self.gone.is_set():
             try:
-                await self.stream.send_all(simple_response(500, b"Internal Server Error\n"))
+                await self.stream.send_all(simple_response(500, ERROR_BODIES[500]))
             except ConnectionLost:
                 pass
             self.status = 500

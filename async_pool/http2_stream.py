@@ -17,14 +17,15 @@ from urllib.parse import unquote
 
 from h2.errors import ErrorCodes
 
+from pounce_sync.asgi_http import disconnect_message
 from pounce_sync.asgi_scope import split_target
+from pounce_sync.connection import ClientDisconnected
 from pounce_sync.http1 import BodyFraming, Request
 from pounce_sync.proxy_headers import apply_to_scope
 from pounce_sync.proxy_headers import resolve as resolve_forwarded
 
 from .context import PoolContext
 from .handoffs import ClientSocket
-from .http1_stream import ClientDisconnected
 
 error_log = logging.getLogger("pounce_sync.error")
 
@@ -63,10 +64,6 @@ class StreamGone(ClientDisconnected):
 def status_body(status: int) -> bytes:
     """The short text body of a response the server makes itself."""
     return HTTPStatus(status).phrase.encode("ascii") + b"\n"
-
-
-def _disconnect() -> Message:
-    return {"type": "http.disconnect"}
 
 
 # -- the request ---------------------------------------------------------------
@@ -257,12 +254,12 @@ class H2Stream:
     async def receive(self) -> Message:
         while True:
             if self.gone:
-                return _disconnect()
+                return disconnect_message()
             if self._chunks or (self.request_ended and not self._body_done):
                 return self._take_body()
             if self._body_done:
                 if self.ended or self.link.draining:
-                    return _disconnect()
+                    return disconnect_message()
                 await self._wait_changed()
                 continue
             self._maybe_continue()

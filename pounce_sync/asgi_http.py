@@ -22,12 +22,12 @@ from .http1 import (
 )
 
 
-def _disconnect() -> dict[str, Any]:
+def disconnect_message() -> dict[str, Any]:
     """A fresh message each time: an app may keep or change what it receives."""
     return {"type": "http.disconnect"}
 
 
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 ERROR_BODIES = {
     400: b"Bad Request\n",
     408: b"Request Timeout\n",
@@ -87,7 +87,7 @@ class HTTPCycle:
     # -- receive ---------------------------------------------------------------
     async def receive(self) -> dict[str, Any]:
         if self.disconnected or self.response_complete:
-            return _disconnect()
+            return disconnect_message()
         if self.body_done:
             return await self._wait_for_disconnect()
         return self._read_body()
@@ -125,7 +125,7 @@ class HTTPCycle:
             if self.request.expect_continue and not self.continue_sent:
                 self.continue_sent = True
                 if not self.writer.started:
-                    self.conn.send(_CONTINUE)
+                    self.conn.send(CONTINUE_RESPONSE)
             self.conn.read_blocking()
 
     def _peek_end(self) -> bool:
@@ -149,7 +149,7 @@ class HTTPCycle:
             self.conn.send_nowait(simple_response(status, ERROR_BODIES[status]))
             self.status = status
             self.response_complete = True
-        return _disconnect()
+        return disconnect_message()
 
     async def _wait_for_disconnect(self) -> dict[str, Any]:
         """Body read, response not done: suspend until the client goes away."""
@@ -172,7 +172,7 @@ class HTTPCycle:
         finally:
             loop.remove_reader(fd)
             self._disconnect_waiter = None
-        return _disconnect()
+        return disconnect_message()
 
     # -- send ------------------------------------------------------------------
     async def send(self, message: dict[str, Any]) -> None:

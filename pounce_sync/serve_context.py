@@ -102,9 +102,7 @@ class ServeContext:
             conn = TLSConnection(
                 tls, client, listener.server, listener.scheme, self.limits, deadline
             )
-        conn.set_timeouts(self.config.timeout_body_read, self.config.timeout_write)
-        conn.over_limit = not self.connections.acquire()
-        return conn
+        return self._counted(conn)
 
     def adopt(self, client: "ClientSocket", buffered: bytes) -> Connection:
         """A keep-alive connection back from the AsyncPool, as if it had just been served."""
@@ -122,10 +120,14 @@ class ServeContext:
         else:
             sock.setblocking(True)
             conn = Connection(sock, client.client, client.server, client.scheme, self.limits)
-        conn.set_timeouts(self.config.timeout_body_read, self.config.timeout_write)
         conn.requests = 1
         if buffered:
             conn.parser.feed(buffered)
+        return self._counted(conn)
+
+    def _counted(self, conn: Connection) -> Connection:
+        """Timeouts set, and counted against --limit-concurrency."""
+        conn.set_timeouts(self.config.timeout_body_read, self.config.timeout_write)
         conn.over_limit = not self.connections.acquire()
         return conn
 

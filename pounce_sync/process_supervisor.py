@@ -12,6 +12,7 @@ dies, so they never linger.
 
 import ctypes
 import logging
+import mmap
 import os
 import signal
 import sys
@@ -57,6 +58,9 @@ class ProcessSupervisor:
         # A plain flag, not a threading.Event: signal handlers set it, and Event.set()
         # in a handler can deadlock against the same Event's wait() in the main thread.
         self._stop = _Flag()
+        # Shared with every worker process: set when the whole server stops, so each
+        # worker serves the connections waiting in the accept queue before it closes.
+        self._server_stopping = SharedFlag()
         self._reload = False
         self._signals = 0
         self._exit_code = EXIT_OK
@@ -119,6 +123,7 @@ class ProcessSupervisor:
                 on_ready=ready,
                 metrics=self.metrics,
                 process_index=slot - 1,
+                server_stopping=self._server_stopping.is_set,
             )
             code = server.run()
         except BaseException:
@@ -210,9 +215,13 @@ class ProcessSupervisor:
     def _stop_all(self) -> None:
         """Graceful drain of every worker within the timeout, then SIGKILL stragglers."""
         error_log.info("Shutting down: stopping %d worker processes", len(self.workers))
+        self._server_stopping.set()
         for pid in self.workers:
             self.retiring.add(pid)
             _kill(pid, signal.SIGTERM)
+        # Our copy of the listening sockets must not outlive the workers' copies: the
+        # socket then closes when the last worker, having emptied its queue, lets go.
+        self._close_listeners()
         config = self.config
         deadline = time.monotonic() + config.drain_delay + config.timeout_graceful_shutdown + 5
         while self.workers and time.monotonic() < deadline:
@@ -224,7 +233,6 @@ class ProcessSupervisor:
         while self.workers:
             self._reap()
             time.sleep(_POLL)
-        self._close_listeners()
         error_log.info("Finished supervisor process [%d]", os.getpid())
 
     def _close_listeners(self) -> None:
@@ -268,6 +276,21 @@ class _Flag:
 
     def is_set(self) -> bool:
         return self._value
+
+
+class SharedFlag:
+    """A flag the supervisor sets and its forked worker processes read (shared memory)."""
+
+    __slots__ = ("_map",)
+
+    def __init__(self) -> None:
+        self._map = mmap.mmap(-1, 1)  # anonymous and shared: made before any fork
+
+    def set(self) -> None:
+        self._map[0] = 1
+
+    def is_set(self) -> bool:
+        return self._map[0] == 1
 
 
 def _readable(fd: int, timeout: float = 0.0) -> bool:

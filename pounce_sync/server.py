@@ -97,6 +97,7 @@ class Server:
         on_ready: Callable[[], None] | None = None,
         metrics: SharedMetrics | None = None,
         process_index: int = 0,
+        server_stopping: Callable[[], bool] | None = None,
     ) -> None:
         self.config = config
         self.app = app
@@ -106,6 +107,9 @@ class Server:
         # a Unix socket's file at exit. Worker processes of a supervisor are not primary.
         self.primary = primary
         self.on_ready = on_ready
+        # A supervised worker: whether the whole server is stopping, rather than this
+        # process retiring or being replaced while its siblings keep serving.
+        self._server_stopping = server_stopping
         if metrics is None and config.metrics_path:
             metrics = SharedMetrics(MetricsLayout(processes=1, threads=threads))
         self.metrics = metrics
@@ -353,9 +357,11 @@ class Server:
         pool = self.pool
         assert pool is not None
         pool.begin_shutdown()  # WebSockets close 1001, HTTP/2 sends GOAWAY
-        if self.primary:
-            # A supervised worker process shares the socket with the supervisor, which
-            # keeps it open: its queue survives our close and a sibling takes it.
+        if self.primary or (self._server_stopping is not None and self._server_stopping()):
+            # A worker process that retires alone shares the socket with its siblings:
+            # its queue survives our close and a sibling takes it. When the whole server
+            # stops, every worker empties the queue before closing, or the last close
+            # would reset connections whose requests were already sent.
             for listener in self.listeners:
                 self._accept_backlog(listener)
         self._close_listeners()

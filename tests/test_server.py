@@ -88,21 +88,28 @@ def test_exchange_helper_against_closed_server_raises() -> None:
             exchange(srv, b"GET / HTTP/1.0\r\n\r\n", timeout=2)
 
 
-def test_connections_waiting_in_the_accept_queue_are_served_on_shutdown() -> None:
-    with running_server("--workers", "1", "--worker-mode", "thread") as srv:
-        busy = srv.connect()
-        busy.sendall(b"GET /sleep?1 HTTP/1.1\r\nHost: t\r\n\r\n")
-        time.sleep(0.2)  # the only worker is asleep: nobody accepts the next connection
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_connections_waiting_in_the_accept_queue_are_served_on_shutdown(mode: str) -> None:
+    """In process mode the supervisor's copy of the socket used to keep the queue alive
+    until every worker had exited, and then reset it."""
+    workers = 1 if mode == "thread" else 2
+    with running_server("--workers", str(workers), "--worker-mode", mode) as srv:
+        busy = []
+        for _ in range(workers):
+            sock = srv.connect()
+            sock.sendall(b"GET /sleep?1 HTTP/1.1\r\nHost: t\r\n\r\n")
+            busy.append(sock)
+            time.sleep(0.2)  # asleep in the app: that worker accepts nothing more
         queued = srv.connect()
         queued.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         time.sleep(0.1)
         srv.send_signal(signal.SIGTERM)
-        first = read_response(busy)
+        slept = [read_response(sock)[2] for sock in busy]
         second = read_response(queued)
-        busy.close()
-        queued.close()
+        for sock in [*busy, queued]:
+            sock.close()
         assert srv.wait_exit(20) == 0
-    assert first[2] == b"slept"
+    assert slept == [b"slept"] * workers
     assert second[0] == b"HTTP/1.1 200 OK" and second[2] == b"Hello, world!"
     assert second[1][b"connection"] == b"close"
 

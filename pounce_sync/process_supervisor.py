@@ -221,7 +221,9 @@ class ProcessSupervisor:
             _kill(pid, signal.SIGTERM)
         # Our copy of the listening sockets must not outlive the workers' copies: the
         # socket then closes when the last worker, having emptied its queue, lets go.
-        self._close_listeners()
+        # (A Unix socket's file stays until the end: --drain-delay keeps serving on it.)
+        for listener in self.listeners:
+            listener.sock.close()
         config = self.config
         deadline = time.monotonic() + config.drain_delay + config.timeout_graceful_shutdown + 5
         while self.workers and time.monotonic() < deadline:
@@ -233,6 +235,7 @@ class ProcessSupervisor:
         while self.workers:
             self._reap()
             time.sleep(_POLL)
+        self._close_listeners()
         error_log.info("Finished supervisor process [%d]", os.getpid())
 
     def _close_listeners(self) -> None:

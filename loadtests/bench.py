@@ -72,7 +72,7 @@ def _names(value: str, known: Sequence[str], what: str) -> list[str]:
     return names
 
 
-def _bounded(low: int, high: int) -> Callable[[str], int]:
+def bounded(low: int, high: int) -> Callable[[str], int]:
     """An argparse type: an int within [low, high], so no option can make a run unbounded."""
 
     def parse(text: str) -> int:
@@ -99,12 +99,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=",".join(scenario_table.DEFAULT_SCENARIOS),
         help="comma-separated, or 'all' (default: %(default)s)",
     )
-    p.add_argument("--rounds", type=_bounded(1, 20), default=3)
-    p.add_argument("--duration", type=_bounded(1, 120), default=10, help="seconds per wrk run")
-    p.add_argument("--warmup", type=_bounded(0, 30), default=2, help="seconds; 0 skips it")
-    p.add_argument("--connections", type=_bounded(1, 10_000), default=64)
-    p.add_argument("--threads", type=_bounded(1, 64), default=2, help="wrk threads")
-    p.add_argument("--workers", type=_bounded(1, 64), default=2)
+    p.add_argument("--rounds", type=bounded(1, 20), default=3)
+    p.add_argument("--duration", type=bounded(1, 120), default=10, help="seconds per wrk run")
+    p.add_argument("--warmup", type=bounded(0, 30), default=2, help="seconds; 0 skips it")
+    p.add_argument("--connections", type=bounded(1, 10_000), default=64)
+    p.add_argument("--threads", type=bounded(1, 64), default=2, help="wrk threads")
+    p.add_argument("--workers", type=bounded(1, 64), default=2)
     p.add_argument("--baseline", default="uvicorn")
     p.add_argument("--json", type=Path, help="results file (default: loadtests/results/...)")
     p.add_argument(

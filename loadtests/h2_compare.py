@@ -18,12 +18,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import proctree
 import servers as server_table
+from bench import bounded
 from servers import HERE, HOST
 
 H2LOAD = "/usr/bin/h2load"
@@ -87,23 +87,13 @@ class Result:
     errors: list[str] = field(default_factory=list)
 
 
-def _bounded(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = int(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low} and {high}")
-        return value
-
-    return parse
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--requests", type=_bounded(100, 500_000), default=20_000, help="h2load -n")
-    p.add_argument("--clients", type=_bounded(1, 200), default=10, help="h2load -c")
-    p.add_argument("--streams", type=_bounded(1, 100), default=10, help="h2load -m")
-    p.add_argument("--workers", type=_bounded(1, 16), default=2)
-    p.add_argument("--rounds", type=_bounded(1, 10), default=1)
+    p.add_argument("--requests", type=bounded(100, 500_000), default=20_000, help="h2load -n")
+    p.add_argument("--clients", type=bounded(1, 200), default=10, help="h2load -c")
+    p.add_argument("--streams", type=bounded(1, 100), default=10, help="h2load -m")
+    p.add_argument("--workers", type=bounded(1, 16), default=2)
+    p.add_argument("--rounds", type=bounded(1, 10), default=1)
     p.add_argument("--servers", default=",".join(SERVERS), help="comma-separated subset")
     p.add_argument("--python-pounce", default=sys.executable)
     p.add_argument("--python-ft", default=str(server_table.FREE_THREADED_PYTHON))

@@ -12,12 +12,20 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import IO
 
-from servers import HOST
+from servers import HERE, HOST
+
+# The /proc readings `pounce-sync bench` ships with; the harness uses the same ones.
+sys.path.insert(0, str(HERE.parent))
+from pounce_sync.bench import process_tree as tree
+from pounce_sync.bench import pss_kib, rss_kib
+
+__all__ = ["pss_kib", "rss_kib", "tree"]
 
 
 class ServerFailed(RuntimeError):
@@ -83,41 +91,6 @@ def _all_stats() -> dict[int, tuple[int, int]]:
         if entry.isdigit() and (stat := _stat(int(entry))) is not None:
             stats[int(entry)] = stat
     return stats
-
-
-def tree(root: int) -> list[int]:
-    """`root` and all its descendants that are alive now."""
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _) in _all_stats().items():
-        children.setdefault(ppid, []).append(pid)
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, ()))
-    return found
-
-
-def _status_kib(pid: int, field: str, name: str = "status") -> int:
-    """One "<field>: N kB" line of /proc/<pid>/<name>; 0 once the process is gone."""
-    try:
-        lines = Path(f"/proc/{pid}/{name}").read_text().splitlines()
-    except OSError:
-        return 0
-    for line in lines:
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def rss_kib(pids: list[int]) -> int:
-    """Summed VmRSS: pages shared by forked workers are counted once per process."""
-    return sum(_status_kib(pid, "VmRSS") for pid in pids)
-
-
-def pss_kib(pids: list[int]) -> int:
-    """Summed proportional set size: shared pages split between sharers, fair across forks."""
-    return sum(_status_kib(pid, "Pss", "smaps_rollup") for pid in pids)
 
 
 class PeakRss:

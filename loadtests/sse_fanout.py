@@ -11,7 +11,6 @@ the server's peak RSS. Bounded: the subscribers leave after --seconds.
 
 import argparse
 import selectors
-import signal
 import socket
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from proctree import PeakRss, free_port, start, wait_until_answers  # noqa: E402
+from proctree import PeakRss, free_port, start, stop, wait_until_answers  # noqa: E402
 
 REQUEST = b"GET /?interval=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
 
@@ -90,11 +89,7 @@ def main() -> int:
         print(f"server peak RSS: {rss.peak_kib / 1024:.0f} MiB")
         return 0 if failed == 0 else 1
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except Exception:
-            proc.kill()
+        stop(proc)
         log.close()
 
 

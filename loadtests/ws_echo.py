@@ -12,7 +12,6 @@ and the server's peak RSS. Bounded: every client sends exactly --messages.
 import argparse
 import asyncio
 import os
-import signal
 import sys
 import time
 from collections import deque
@@ -24,7 +23,7 @@ from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Even
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from proctree import PeakRss, free_port, start, wait_until_answers  # noqa: E402
+from proctree import PeakRss, free_port, start, stop, wait_until_answers  # noqa: E402
 
 
 class EchoClient:
@@ -118,11 +117,7 @@ def main() -> int:
         print(f"server peak RSS: {rss.peak_kib / 1024:.0f} MiB")
         return 0 if failed == 0 else 1
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except Exception:
-            proc.kill()
+        stop(proc)
         log.close()
 
 

@@ -176,7 +176,7 @@ class Server:
         error_log.info("Shutdown signal: serving %.1fs more with the health path at 503", delay)
         until = time.monotonic() + delay
         while time.monotonic() < until:
-            time.sleep(min(0.05, until - time.monotonic()))  # a second signal still lands
+            time.sleep(max(0.0, min(0.05, until - time.monotonic())))  # a 2nd signal still lands
 
     def _note_hangup(self) -> None:
         if self._hangups:

@@ -60,7 +60,7 @@ class Connection:
         self.server = server
         self.scheme = scheme
         self.parser = RequestParser(limits)
-        self.registered = False  # known to the idle poller's epoll set
+        self.registered = 0  # the events armed in the idle poller's epoll set; 0: not in it
         self.head_deadline: float | None = None
         self.over_limit = False
         self.requests = 0

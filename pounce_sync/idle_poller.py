@@ -6,6 +6,11 @@ worker, and that worker owns the connection until it parks it again. Listening
 sockets are level-triggered, so accepting needs no re-arming. There is no
 user-space queue between the poller and the workers.
 
+With a single worker thread (process mode's default shape, or `--workers 1`),
+nobody else can be woken for a connection, so connections are registered
+level-triggered once and never re-armed, and one wait returns a batch of ready
+connections: two system calls fewer per request (`epoll_ctl`, most `epoll_wait`).
+
 Ownership rule: a parked connection is in `_parked`; whoever removes it under
 the lock (a worker in `claim`, the reaper in `pop_expired`, shutdown in
 `drain`) owns it. The entry is added *before* the descriptor is re-armed, so a
@@ -24,6 +29,8 @@ from .connection import Connection
 _ONESHOT_IN = select.EPOLLIN | select.EPOLLONESHOT
 _ONESHOT_OUT = select.EPOLLOUT | select.EPOLLONESHOT
 _LEVEL_IN = select.EPOLLIN
+_LEVEL_OUT = select.EPOLLOUT
+_BATCH = 64  # ready connections one wait hands a single worker
 _LISTEN = select.EPOLLIN | select.EPOLLEXCLUSIVE
 
 
@@ -51,7 +58,12 @@ def has_input(conn: Connection) -> bool:
 
 
 class IdlePoller:
-    def __init__(self) -> None:
+    def __init__(self, single_worker: bool = False) -> None:
+        """`single_worker`: exactly one worker thread waits here (see the module docstring)."""
+        self._single_worker = single_worker
+        self._read_events = _LEVEL_IN if single_worker else _ONESHOT_IN
+        self._write_events = _LEVEL_OUT if single_worker else _ONESHOT_OUT
+        self._max_events = _BATCH if single_worker else 1
         self._epoll = select.epoll()
         self._lock = threading.Lock()
         # fd -> (connection, deadline, status to answer on expiry)
@@ -61,7 +73,7 @@ class IdlePoller:
 
     # -- workers ---------------------------------------------------------------
     def wait(self, timeout: float) -> list[tuple[int, int]]:
-        return self._epoll.poll(timeout, 1)
+        return self._epoll.poll(timeout, self._max_events)
 
     def park(
         self,
@@ -72,15 +84,17 @@ class IdlePoller:
         writable: bool = False,
     ) -> None:
         """Park `conn` until it is readable (writable: a TLS handshake step) or `deadline`."""
-        events = _ONESHOT_OUT if writable else _ONESHOT_IN
+        events = self._write_events if writable else self._read_events
         with self._lock:
             self._parked[conn.fd] = (conn, deadline, expire_status)
         try:
-            if conn.registered:
-                self._epoll.modify(conn.fd, events)
-            else:
-                conn.registered = True
+            armed = conn.registered
+            if not armed:
+                conn.registered = events
                 self._epoll.register(conn.fd, events)
+            elif armed != events or not self._single_worker:  # EPOLLONESHOT disarmed it
+                conn.registered = events
+                self._epoll.modify(conn.fd, events)
         except OSError:
             pass  # shutdown drained and closed it between the two steps
 
@@ -92,7 +106,7 @@ class IdlePoller:
     def forget(self, conn: Connection) -> None:
         """Drop a connection a worker owns from the epoll set: it leaves for the AsyncPool."""
         if conn.registered:
-            conn.registered = False
+            conn.registered = 0
             with contextlib.suppress(OSError, ValueError):
                 self._epoll.unregister(conn.fd)
 

@@ -121,7 +121,7 @@ class Server:
         self._served = 0
         self._served_lock = threading.Lock()
         self.lifespan = Lifespan(app, config.lifespan)
-        self.poller = IdlePoller()
+        self.poller = IdlePoller(single_worker=threads == 1)
         self._shutdown_requested = threading.Event()
         # Signal handlers only set this plain flag: calling Event.set() from a handler can
         # deadlock when the signal lands while the main thread holds that Event's lock

@@ -41,6 +41,7 @@ error_log = logging.getLogger("pounce_sync.error")
 
 
 _PROMETHEUS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+ACCEPT_BATCH = 16  # connections one worker accepts per wake-up of a listener
 
 
 class InjectedWorkerCrash(BaseException):
@@ -124,22 +125,36 @@ class SyncWorker:
 
     # -- accepting -------------------------------------------------------------
     def _accept(self, listener: Listener) -> None:
-        try:
-            sock, addr = listener.sock.accept()
-        except BlockingIOError:
-            return  # another worker (or process) took it
-        except OSError as exc:
-            self.ctx.pause_accepting(listener, exc)
+        """Take up to ACCEPT_BATCH waiting connections; serve the last one at once.
+
+        One per wake-up let new connections wait seconds behind busy ones under load.
+        The others are parked, where the poller hands them to whichever worker is free.
+        """
+        accepted = None
+        for _ in range(ACCEPT_BATCH):
+            try:
+                sock, addr = listener.sock.accept()
+            except BlockingIOError:
+                break  # the queue is empty, or another worker (or process) took it
+            except OSError as exc:
+                self.ctx.pause_accepting(listener, exc)
+                break
+            try:
+                conn = self.ctx.open_connection(sock, addr, listener)
+            except OSError:  # the client reset before TLS could be set up on its socket
+                sock.close()
+                continue
+            if accepted is not None:
+                self._park(accepted)
+            accepted = conn
+            if self._stopping():
+                break  # the drain takes the rest of the queue itself
+        if accepted is None:
             return
-        try:
-            conn = self.ctx.open_connection(sock, addr, listener)
-        except OSError:  # the client reset before TLS could be set up on its socket
-            sock.close()
-            return
-        if conn.read_ready():
-            self._serve(conn)
+        if accepted.read_ready():
+            self._serve(accepted)
         else:
-            self._park(conn)
+            self._park(accepted)
 
     # -- serving ---------------------------------------------------------------
     def _park(self, conn: Connection) -> None:
@@ -353,7 +368,7 @@ class SyncWorker:
         if request_id is not None:
             scope["extensions"] = {"request_id": {"id": request_id.decode("ascii")}}
         trusted = self.ctx.trusted_proxies
-        if trusted is not None:
+        if trusted is not None and request.forwarded:
             peer = conn.client[0] if conn.client else None
             forwarded = resolve_forwarded(trusted, peer, request.headers)
             if forwarded is not None:

@@ -106,6 +106,27 @@ def test_trusted_proxy_over_the_wire() -> None:
     assert '198.51.100.4:0 - "GET /scope' in srv.stdout
 
 
+def test_proxy_fields_are_read_per_request_on_a_keep_alive_connection() -> None:
+    """The parser's memo of a repeated head must not carry one request's hop to the next."""
+    import json
+
+    from .server_process import read_response, running_server
+
+    base = b"GET /scope HTTP/1.1\r\nHost: inner\r\n"
+    heads = [
+        base + b"X-Forwarded-For: 198.51.100.4\r\n\r\n",
+        base + b"X-Forwarded-For: 198.51.100.4\r\n\r\n",  # the same bytes again
+        base + b"\r\n",
+        base + b"x-forwarded-for: 203.0.113.9\r\n\r\n",
+    ]
+    with running_server() as srv, srv.connect(10.0) as sock:
+        clients = []
+        for head in heads:
+            sock.sendall(head)
+            clients.append(json.loads(read_response(sock)[2])["client"][0])
+    assert clients == ["198.51.100.4", "198.51.100.4", "127.0.0.1", "203.0.113.9"]
+
+
 def test_untrusted_peer_and_disabled_proxy_headers_are_ignored() -> None:
     from .server_process import running_server
 

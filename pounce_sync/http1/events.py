@@ -29,6 +29,9 @@ class Request(NamedTuple):
     content_length: int | None
     upgrade: bytes | None  # lower-cased Upgrade value, if the client asked for one
     event_stream: bool = False  # Accept names text/event-stream: the response will stream
+    # The head may carry Forwarded / X-Forwarded-* fields (a superset: the text appears
+    # somewhere in it); the proxy-header code looks at the fields only then.
+    forwarded: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,9 +135,11 @@ def parse_head(head: bytes, limits: ParserLimits) -> Request:
     else:
         headers = _parse_fields(lines, limits)  # finds the bad line and says what is wrong
     request = _build_request(method, target, version, headers)
-    # One C-level scan of the head; the fields are looked at only if it finds something.
+    # C-level scans of the head; the fields are looked at only if one finds something.
     if _EVENT_STREAM in head and _accepts_event_stream(headers):
-        return request._replace(event_stream=True)
+        request = request._replace(event_stream=True)
+    if b"forwarded" in head.lower():
+        request = request._replace(forwarded=True)
     return request
 
 
@@ -212,6 +214,10 @@ class RequestParser:
         self._state: Callable[[], Event] = self._read_head
         self._remaining = 0  # body bytes left in the current length-framed message or chunk
         self._scanned = 0  # head bytes already checked for a bare LF
+        # The last head parsed on this connection and its Request: a client repeating a
+        # request byte for byte (polling, health checks, API calls) is parsed once.
+        self._last_head = b""
+        self._last_request: Request | None = None
 
     # -- input -----------------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -260,7 +266,11 @@ class RequestParser:
         head = buf[:end]
         self._buf = buf[end + 4 :]
         self._scanned = 0
-        request = parse_head(head, self.limits)
+        if head == self._last_head:
+            request = self._last_request  # parse_head is pure and a Request immutable
+        else:
+            request = parse_head(head, self.limits)
+            self._last_head, self._last_request = head, request
         self._start_body(request)
         return request
 

@@ -581,3 +581,40 @@ def test_http2_preface_is_its_own_error() -> None:
     with pytest.raises(ProtocolError) as raised_other:
         other.next_event()
     assert type(raised_other.value) is ProtocolError and raised_other.value.status == 505
+
+
+# -- the per-connection memo of the last head ------------------------------------
+
+
+def test_a_repeated_head_reuses_its_request_and_a_changed_one_does_not() -> None:
+    again = GET.replace(b"User-Agent: t", b"User-Agent: u")
+    parser = RequestParser()
+    parser.feed(GET + GET + again + b"GET /x HTTP/1.1\r\n\r\n")
+    first, second, third = (drain_one(parser) for _ in range(3))
+    assert second is first  # byte-identical head: parsed once
+    assert third is not first and third.headers[1] == (b"user-agent", b"u")
+    with pytest.raises(ProtocolError):  # an invalid head after valid ones is still refused
+        parser.next_event()
+
+
+def drain_one(parser: RequestParser) -> Request:
+    """The next request, with its (empty) body read and the cycle restarted."""
+    event = parser.next_event()
+    assert type(event) is Request
+    assert parser.next_event() == EndOfMessage()
+    parser.start_next_cycle()
+    return event
+
+
+@pytest.mark.parametrize(
+    ("field", "forwarded"),
+    [
+        (b"X-FORWARDED-FOR: 1.2.3.4", True),
+        (b"x-Forwarded-proto: https", True),
+        (b"Forwarded: for=1.2.3.4", True),
+        (b"Accept: */*", False),
+    ],
+)
+def test_forwarded_flag_finds_proxy_fields_in_any_case(field: bytes, forwarded: bool) -> None:
+    head = b"GET / HTTP/1.1\r\nHost: a\r\n" + field
+    assert parse_head(head, ParserLimits()).forwarded is forwarded

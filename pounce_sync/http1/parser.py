@@ -134,20 +134,25 @@ def parse_head(head: bytes, limits: ParserLimits) -> Request:
         )
     else:
         headers = _parse_fields(lines, limits)  # finds the bad line and says what is wrong
-    request = _build_request(method, target, version, headers)
     # C-level scans of the head; the fields are looked at only if one finds something.
-    if _EVENT_STREAM in head and _accepts_event_stream(headers):
-        request = request._replace(event_stream=True)
-    if b"forwarded" in head.lower():
-        request = request._replace(forwarded=True)
-    return request
+    event_stream = _EVENT_STREAM in head and _accepts_event_stream(headers)
+    return _build_request(
+        method, target, version, headers, event_stream, b"forwarded" in head.lower()
+    )
 
 
 def _accepts_event_stream(headers: Headers) -> bool:
     return any(name == b"accept" and _EVENT_STREAM in value for name, value in headers)
 
 
-def _build_request(method: bytes, target: bytes, version: bytes, headers: Headers) -> Request:
+def _build_request(
+    method: bytes,
+    target: bytes,
+    version: bytes,
+    headers: Headers,
+    event_stream: bool = False,
+    forwarded: bool = False,
+) -> Request:
     cl_values: list[bytes] = []
     te_values: list[bytes] = []
     hosts = 0
@@ -189,17 +194,26 @@ def _build_request(method: bytes, target: bytes, version: bytes, headers: Header
         keep_alive = b"close" not in tokens
     else:
         keep_alive = b"keep-alive" in tokens and b"close" not in tokens
-    return Request(
-        method=method,
-        target=target,
-        http_version=version,
-        headers=headers,
-        keep_alive=keep_alive,
-        expect_continue=version == b"1.1" and expect == b"100-continue",
-        framing=framing,
-        content_length=length,
-        upgrade=upgrade,
+    # Positional, in field order: Request(...) with keywords cost 1.3 us against 0.4 us.
+    return _new_request(
+        Request,
+        (
+            method,
+            target,
+            version,
+            headers,
+            keep_alive,
+            version == b"1.1" and expect == b"100-continue",  # expect_continue
+            framing,
+            length,
+            upgrade,
+            event_stream,
+            forwarded,
+        ),
     )
+
+
+_new_request = tuple.__new__
 
 
 class RequestParser:

@@ -15,7 +15,7 @@ from async_pool import ClientSocket, Handoff, HTTP2Connection, StreamingRequest,
 
 from .access_format import AccessRecord, line_formatter
 from .asgi_http import ERROR_BODIES, HTTPCycle
-from .asgi_scope import build_http_scope, build_websocket_scope, split_target
+from .asgi_scope import build_http_scope, build_websocket_scope, reuse_http_scope, split_target
 from .connection import ClientDisconnected, Connection
 from .coroutine_driver import CoroutineDriver, make_driver
 from .default_headers import DefaultHeaders
@@ -357,14 +357,19 @@ class SyncWorker:
     def _scope(
         self, conn: Connection, request: Request, request_id: bytes | None
     ) -> dict[str, Any]:
-        scope = build_http_scope(
-            request,
-            scheme=conn.scheme,
-            client=conn.client,
-            server=conn.server,
-            root_path=self.config.root_path,
-            state=self.ctx.lifespan_state,
-        )
+        template = conn.scope_template
+        if template is not None and template[0] is request:  # the parser's repeated head
+            scope = reuse_http_scope(template[1], request, self.ctx.lifespan_state)
+        else:
+            scope = build_http_scope(
+                request,
+                scheme=conn.scheme,
+                client=conn.client,
+                server=conn.server,
+                root_path=self.config.root_path,
+                state=self.ctx.lifespan_state,
+            )
+            conn.scope_template = (request, scope.copy())  # before anything changes it
         if request_id is not None:
             scope["extensions"] = {"request_id": {"id": request_id.decode("ascii")}}
         trusted = self.ctx.trusted_proxies

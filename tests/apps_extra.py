@@ -53,3 +53,31 @@ async def hold(scope: Scope, receive, send) -> None:
         await _respond(send, 200, b"ok")
     else:
         await _respond(send, 200, b"Hello, world!")
+
+
+async def scope_mutator(scope: Scope, receive, send) -> None:
+    """Answers with the scope it got as JSON, then changes every part of it it can.
+
+    A server that reuses anything of one request's scope for the next would show the
+    changes in the next answer.
+    """
+    if scope["type"] == "lifespan":
+        await receive()
+        scope["state"]["counter"] = 0
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    import json
+
+    seen = {k: v for k, v in scope.items() if k not in ("client", "server")}
+    seen["headers"] = [[n.decode(), v.decode()] for n, v in scope["headers"]]
+    seen["raw_path"] = scope["raw_path"].decode()
+    seen["query_string"] = scope["query_string"].decode()
+    body = json.dumps(seen, sort_keys=True).encode()
+    scope["headers"].append((b"x-added", b"1"))
+    scope["asgi"]["mutated"] = True
+    scope["state"]["counter"] += 1
+    scope["path"] = "/changed"
+    scope["extra"] = 1
+    await _respond(send, 200, body)

@@ -97,3 +97,21 @@ def test_lifespan_state_reaches_requests_as_a_copy() -> None:
     for body in bodies:
         # each request saw counter 0 and incremented its own copy to 1
         assert json.loads(body) == {"greeting": "hello from lifespan", "counter": 1}
+
+
+def test_a_repeated_head_gets_a_fresh_scope_each_time() -> None:
+    """The worker reuses the scope it built for a repeated head; nothing an app changed
+    in one request's scope may show in the next."""
+    from .server_process import read_response
+
+    head = b"GET /same?x=1 HTTP/1.1\r\nHost: h\r\n\r\n"
+    with running_server(app="apps_extra:scope_mutator") as srv, srv.connect(10.0) as sock:
+        bodies = []
+        for _ in range(3):
+            sock.sendall(head)
+            bodies.append(json.loads(read_response(sock)[2]))
+    assert bodies[0] == bodies[1] == bodies[2]
+    assert bodies[0]["path"] == "/same" and "extra" not in bodies[0]
+    assert bodies[0]["state"] == {"counter": 0}
+    assert bodies[0]["asgi"] == {"version": "3.0", "spec_version": "2.4"}
+    assert ["x-added", "1"] not in bodies[0]["headers"]

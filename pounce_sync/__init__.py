@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 
 def run(app: Any, **settings: Any) -> int:
-    """Serve `app` (an import string or an ASGI callable) with `Config` settings."""
+    """Serve `app` (an import string, or an ASGI or WSGI callable) with `Config` settings."""
     from .config import Config
     from .server import run_config
 

@@ -28,7 +28,7 @@ def _base_type(annotation: Any) -> type:
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(
         prog="pounce-sync",
-        description="Serve an ASGI application on blocking worker threads.",
+        description="Serve an ASGI or WSGI application on blocking worker threads.",
     )
     hints = typing.get_type_hints(Config)
     for f in fields(Config):

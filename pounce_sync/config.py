@@ -13,6 +13,7 @@ from .proxy_headers import parse_trusted
 
 LifespanMode = Literal["auto", "on", "off"]
 WorkerMode = Literal["auto", "thread", "process"]
+Interface = Literal["auto", "asgi3", "asgi2", "wsgi"]
 CoroutineDriver = Literal["auto", "eager", "loop"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 
@@ -76,6 +77,12 @@ class Config:
     )
     app_dir: str = setting(".", "Directory put first on sys.path to import the app.")
     factory: bool = setting(False, "The app attribute is a factory; call it to get the app.")
+    interface: Interface = setting(
+        "auto",
+        "Application interface. auto, decided once at load: an async callable is asgi3, a "
+        "sync one taking (environ, start_response) is wsgi (PEP 3333), any other asgi2.",
+        choices=("auto", "asgi3", "asgi2", "wsgi"),
+    )
     workers: int = setting(
         1,
         "Workers: threads in thread mode, processes in process mode; 0 means os.cpu_count().",
@@ -86,9 +93,13 @@ class Config:
         choices=("auto", "thread", "process"),
     )
     threads: int = setting(1, "Sync worker threads in each worker process (process mode).")
-    root_path: str = setting("", "ASGI root_path, for apps mounted below a URL prefix.")
+    root_path: str = setting(
+        "", "ASGI root_path (WSGI SCRIPT_NAME), for apps mounted below a URL prefix."
+    )
     lifespan: LifespanMode = setting(
-        "auto", "Run the ASGI lifespan protocol.", choices=("auto", "on", "off")
+        "auto",
+        "Run the ASGI lifespan protocol (never for WSGI apps).",
+        choices=("auto", "on", "off"),
     )
     coroutine_driver: CoroutineDriver = setting(
         "auto",
@@ -212,7 +223,9 @@ class Config:
     ws_per_message_deflate: bool = setting(
         True, "Offer permessage-deflate compression to WebSocket clients."
     )
-    http2: bool = setting(True, "Serve HTTP/2: prior knowledge, h2c upgrade and ALPN h2.")
+    http2: bool = setting(
+        True, "Serve HTTP/2: prior knowledge, h2c upgrade and ALPN h2 (not for WSGI apps)."
+    )
     h2_max_concurrent_streams: int = setting(100, "Most concurrent HTTP/2 streams per connection.")
     h2_max_header_list_size: int = setting(
         65536, "Largest HTTP/2 header list in bytes (uncompressed) a client may send."
@@ -227,6 +240,11 @@ class Config:
     @property
     def worker_count(self) -> int:
         return self.workers or os.cpu_count() or 1
+
+    @property
+    def serves_http2(self) -> bool:
+        """HTTP/2 lives on the AsyncPool, which runs ASGI apps only."""
+        return self.http2 and self.interface != "wsgi"
 
     @property
     def server_name(self) -> bytes:

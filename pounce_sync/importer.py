@@ -43,5 +43,5 @@ def load_app(import_str: str, app_dir: str, factory: bool) -> Any:
         except Exception as exc:
             raise AppImportError(f'factory "{import_str}" failed: {exc!r}') from exc
     if not callable(app):
-        raise AppImportError(f'"{import_str}" is not callable; is it an ASGI application?')
+        raise AppImportError(f'"{import_str}" is not callable; is it an ASGI or WSGI application?')
     return app

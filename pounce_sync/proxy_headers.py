@@ -105,11 +105,27 @@ def apply_to_scope(scope: dict[str, Any], forwarded: Forwarded) -> None:
     if forwarded.client is not None:
         scope["client"] = (forwarded.client, 0)
     if forwarded.scheme is not None:
-        scope["scheme"] = {"ws": "http", "wss": "https"}.get(forwarded.scheme, forwarded.scheme)
+        scope["scheme"] = _http_scheme(forwarded.scheme)
     if forwarded.host is not None:
         scope["headers"] = [
             (name, forwarded.host if name == b"host" else value) for name, value in scope["headers"]
         ]
+
+
+def apply_to_environ(environ: dict[str, Any], forwarded: Forwarded) -> None:
+    """Put what a trusted proxy said into a WSGI environ; the proxy gives no client port."""
+    if forwarded.client is not None:
+        environ["REMOTE_ADDR"] = forwarded.client
+        environ.pop("REMOTE_PORT", None)
+    if forwarded.scheme is not None:
+        environ["wsgi.url_scheme"] = _http_scheme(forwarded.scheme)
+    if forwarded.host is not None:
+        environ["HTTP_HOST"] = forwarded.host.decode("latin-1")
+
+
+def _http_scheme(scheme: str) -> str:
+    """A proxy may name the WebSocket schemes; an http request's scheme is their HTTP one."""
+    return {"ws": "http", "wss": "https"}.get(scheme, scheme)
 
 
 def resolve(trusted: TrustedProxies, peer: str | None, headers: Headers) -> Forwarded | None:

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from types import FrameType
 from typing import Any
 
@@ -21,6 +22,7 @@ from .diagnostic_app import make_diagnostic_app
 from .http1 import ParserLimits, simple_response
 from .idle_poller import IdlePoller
 from .importer import AppImportError, load_app
+from .interface import resolve_interface
 from .lifespan import Lifespan, LifespanFailure
 from .listeners import BindError, bind_listeners, describe_listener
 from .logs import LogConfigError, configure_logging
@@ -45,18 +47,21 @@ REAP_INTERVAL = 0.25
 def run_config(config: Config, app: Any = None) -> int:
     """Run until a shutdown signal; returns the process exit code.
 
-    `app` is an ASGI callable to serve instead of importing `config.app`.
+    `app` is an ASGI or WSGI callable to serve instead of importing `config.app`.
     """
     raise_open_files_limit()
     mode, why = choose_worker_mode(config.worker_mode)
     try:
         configure_logging(config.log_level, config.log_config)
         app = app if app is not None else _load(config, mode)
+        # Resolved once: from here on the config names the interface, never "auto".
+        interface, app, interface_why = resolve_interface(app, config.interface)
+        config = replace(config, interface=interface)
         listeners = bind_listeners(config)
     except (LogConfigError, AppImportError, BindError, TLSConfigError) as exc:
         print(f"pounce-sync: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    _log_start(config, mode, why)
+    _log_start(config, mode, why, interface_why)
     if mode == "process" and config.worker_count > 1:
         from .process_supervisor import ProcessSupervisor
 
@@ -71,7 +76,7 @@ def _load(config: Config, mode: str) -> Any:
     return load_app(config.app, config.app_dir, config.factory)
 
 
-def _log_start(config: Config, mode: str, why: str) -> None:
+def _log_start(config: Config, mode: str, why: str, interface_why: str) -> None:
     gil = "enabled" if gil_enabled() else "disabled"
     error_log.info("pounce-sync %s, Python %s, GIL %s", __version__, sys.version.split()[0], gil)
     if mode == "thread":
@@ -81,6 +86,7 @@ def _log_start(config: Config, mode: str, why: str) -> None:
     else:
         shape = f"{config.worker_count} worker processes with {config.threads} thread(s) each"
     error_log.info("Worker mode: %s (%s): %s", mode, why, shape)
+    error_log.info("Interface: %s (%s)", config.interface, interface_why)
 
 
 class Server:
@@ -120,7 +126,8 @@ class Server:
         self.process_limit = None if primary else _with_jitter(config)
         self._served = 0
         self._served_lock = threading.Lock()
-        self.lifespan = Lifespan(app, config.lifespan)
+        # WSGI has no lifespan protocol: nothing to run, nothing to warn about.
+        self.lifespan = Lifespan(app, "off" if config.interface == "wsgi" else config.lifespan)
         self.poller = IdlePoller(single_worker=threads == 1)
         self._shutdown_requested = threading.Event()
         # Signal handlers only set this plain flag: calling Event.set() from a handler can

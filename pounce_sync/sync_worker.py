@@ -36,6 +36,7 @@ from .proxy_headers import apply_to_scope
 from .proxy_headers import resolve as resolve_forwarded
 from .request_id import find_or_make_request_id
 from .serve_context import Listener, ServeContext
+from .wsgi import WSGIGateway
 
 error_log = logging.getLogger("pounce_sync.error")
 
@@ -76,6 +77,10 @@ class SyncWorker:
         self._metrics_target = (self.config.metrics_path or "").encode() or None
         # Compiled here, never parsed per request.
         self._access_line = line_formatter(self.config.access_log_format)
+        # The interface was resolved at load; None: the app is ASGI.
+        self._wsgi: WSGIGateway | None = None
+        if self.config.interface == "wsgi":
+            self._wsgi = WSGIGateway(ctx.app, self.config, ctx.trusted_proxies, self._fail)
 
     def run(self) -> None:
         driver = make_driver(self.config.coroutine_driver)
@@ -256,15 +261,19 @@ class SyncWorker:
                 return None
         writer = ResponseWriter(request, keep_alive, fields)
         cycle = HTTPCycle(conn, request, writer, config.max_body_size, self.ctx.stopping)
-        scope = self._scope(conn, request, request_id)
-        ok = self._run_app(scope, cycle)
-        if cycle.streamed and self.ctx.pool is not None:
+        if self._wsgi is None:
+            scope = self._scope(conn, request, request_id)
+            client = scope["client"]
+            ok = self._run_app(scope, cycle)
+        else:  # a WSGI app streams on this thread: no path is learned for the pool
+            ok, client = self._wsgi.serve(conn, request, cycle, request_id)
+        if cycle.streamed and self.ctx.pool is not None and self._wsgi is None:
             self._streaming_paths.learn(split_target(request.target)[0])
         if self.metrics is not None:
             elapsed = time.perf_counter() - started
             self.metrics.finished(request.method, cycle.status or 500, elapsed)
         if config.access_log:
-            self._access(scope["client"], request, cycle, started, request_id)
+            self._access(client, request, cycle, started, request_id)
         # Not closed just because a drain began meanwhile: this response promised keep-alive,
         # so a next request may be on its way already (see _park).
         return ok and writer.keep_alive and cycle.drain_body()
@@ -297,8 +306,12 @@ class SyncWorker:
         keep_alive: bool,
         fields: bytes,
     ) -> Handoff | None:
-        """The handoff this request calls for, decided before the app runs; None: serve here."""
-        if self.ctx.pool is None:
+        """The handoff this request calls for, decided before the app runs; None: serve here.
+
+        Never for a WSGI app: it streams on this thread, ignores h2c, and its gateway
+        refuses WebSocket upgrades.
+        """
+        if self.ctx.pool is None or self._wsgi is not None:
             return None
         config = self.config
         upgrade = request.upgrade
@@ -348,8 +361,8 @@ class SyncWorker:
         buffered = conn.parser.buffered
         if conn.requests:
             return False
-        if self.ctx.pool is None or not self.config.http2:
-            return False
+        if self.ctx.pool is None or not self.config.serves_http2:
+            return False  # answered 505, as with --no-http2
         preface = _PREFACE_HEAD + buffered
         self._hand_off(conn, HTTP2Connection(_client_socket(conn), preface, "prior-knowledge"))
         return True

@@ -28,7 +28,7 @@ def build_ssl_context(config: Config) -> ssl.SSLContext | None:
     context.options |= ssl.OP_NO_RENEGOTIATION  # client-initiated renegotiation is a DoS lever
     context.sslsocket_class = ServerSSLSocket
     # h2 first: a client that speaks both gets HTTP/2, served on the AsyncPool.
-    context.set_alpn_protocols(["h2", "http/1.1"] if config.http2 else ["http/1.1"])
+    context.set_alpn_protocols(["h2", "http/1.1"] if config.serves_http2 else ["http/1.1"])
     _set_ciphers(context, config.ssl_ciphers)
     _load_chain(context, config.ssl_certfile, config.ssl_keyfile, config.ssl_keyfile_password)
     context.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)

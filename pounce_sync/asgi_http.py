@@ -182,7 +182,8 @@ class HTTPCycle:
         if kind == "http.response.start":
             self.writer.start(message["status"], message.get("headers", ()))
             self.status = message["status"]
-            if self._continue_pending or self.stopping.is_set():
+            # expect_continue first: the property costs a call on every response otherwise.
+            if (self.request.expect_continue and self._continue_pending) or self.stopping.is_set():
                 self.writer.close_after()  # the client may never send the body we skipped
         elif kind == "http.response.body":
             self._send_body(message.get("body", b""), message.get("more_body", False))
@@ -222,7 +223,7 @@ class HTTPCycle:
     # -- after the app returned -------------------------------------------------
     def drain_body(self) -> bool:
         """Discard what is left of the request body if it is already here; False if not."""
-        if self._continue_pending:
+        if self.request.expect_continue and self._continue_pending:
             return False  # the client may still be waiting to send it
         if self._pending is not None:
             return False

@@ -3,16 +3,21 @@
 No framework and no dependencies: what is measured is the server, not the app. Every app
 completes the lifespan protocol, because some servers refuse to serve (or log a warning per
 start) when an app fails it.
+
+Each app has a WSGI (PEP 3333) twin, `<name>_wsgi`, with the same response bytes, for the
+WSGI servers (gunicorn gthread, pounce-sync --interface wsgi).
 """
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+Environ = dict[str, Any]
+StartResponse = Callable[[str, list[tuple[str, str]]], object]
 
 HELLO_BODY = b"Hello, world!"
 BIG_BODY = b"x" * 65536
@@ -78,3 +83,38 @@ async def upload(scope: Scope, receive: Receive, send: Send) -> None:
         size += len(message.get("body", b""))
         more_body = message.get("more_body", False)
     await _respond(send, TEXT, str(size).encode())
+
+
+def _wsgi_respond(start_response: StartResponse, content_type: bytes, body: bytes) -> list[bytes]:
+    headers = [("Content-Type", content_type.decode()), ("Content-Length", str(len(body)))]
+    start_response("200 OK", headers)
+    return [body]
+
+
+def hello_wsgi(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    """WSGI twin of `hello`."""
+    return _wsgi_respond(start_response, TEXT, HELLO_BODY)
+
+
+def json_wsgi(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    """WSGI twin of `json_app`."""
+    return _wsgi_respond(start_response, JSON, json.dumps({"message": "Hello, world!"}).encode())
+
+
+def big_wsgi(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    """WSGI twin of `big`."""
+    return _wsgi_respond(start_response, TEXT, BIG_BODY)
+
+
+def upload_wsgi(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    """WSGI twin of `upload`: reads exactly CONTENT_LENGTH bytes, as PEP 3333 asks."""
+    remaining = int(environ.get("CONTENT_LENGTH") or 0)
+    stream = environ["wsgi.input"]
+    size = 0
+    while remaining > 0:
+        chunk = stream.read(min(remaining, 65536))
+        if not chunk:
+            break
+        size += len(chunk)
+        remaining -= len(chunk)
+    return _wsgi_respond(start_response, TEXT, str(size).encode())

@@ -1,11 +1,13 @@
-"""Side-by-side benchmark: the same app, the same worker count, wrk against each server in turn.
+"""Side-by-side benchmark: the same app, the same worker count, the same load on each server.
 
 Servers alternate round by round (A, B, A, B, ...) so that drift of the machine hits all of
 them alike, and the report gives medians over rounds and req/s as a ratio to a baseline.
-Everything runs on 127.0.0.1 and every step has a time limit. See docs/benchmarks.md.
+Loads: wrk (HTTP/1.1), h2load (HTTP/2) and an SSE fan-out client; never a Python load
+generator for throughput. Everything runs on 127.0.0.1 and every step has a time limit.
+See docs/benchmarks.md.
 
-    python loadtests/bench.py --setup     # once: peer servers into loadtests/.venv-peers
-    python loadtests/bench.py             # pounce-sync, uvicorn, uvicorn-h11, ceiling; hello
+    python loadtests/bench.py --setup     # once: loadtests/.venv-peers, .venv-pounce314
+    python loadtests/bench.py             # the default servers on hello
 """
 
 import argparse
@@ -13,6 +15,7 @@ import dataclasses
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -20,25 +23,25 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
+import h2load
 import proctree
 import scenarios as scenario_table
 import servers as server_table
+import setup_venvs
 import wrk
+from loads import MEASURES, Settings
 from report import Row, Run, summarize, table
 from scenarios import Scenario
-from servers import HERE, HOST, Server
+from servers import HERE, Server
 
 RESULTS = HERE / "results"
 STARTUP_TIMEOUT_S = 30.0
 OVERHEAD_S = 3  # start-up and shut-down per run, for the time estimate
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Settings:
-    workers: int
-    rounds: int
-    warmup_s: int
-    load: wrk.WrkLoad
+TOOLS = {"wrk": (wrk.WRK, "wrk"), "h2load": (h2load.H2LOAD, "nghttp2-client")}
+NOT_RUN = {  # why a server that runs gets no figures for a kind of load
+    "h2load": "n/a (no HTTP/2 cleartext with prior knowledge)",
+    "sse": "n/a (not in the SSE comparison)",
+}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -56,9 +59,12 @@ class Plan:
         return [s for s in self.servers if self.statuses(scenario)[s.name] == "ok"]
 
     def estimate_s(self) -> int:
-        per_run = self.settings.warmup_s + self.settings.load.duration_s + OVERHEAD_S
-        runs = sum(len(self.runnable(scenario)) for scenario in self.scenarios)
-        return runs * self.settings.rounds * per_run
+        per_round = sum(
+            self.settings.run_s(scenario) + OVERHEAD_S + server.stop_s
+            for scenario in self.scenarios
+            for server in self.runnable(scenario)
+        )
+        return per_round * self.settings.rounds
 
 
 def _names(value: str, known: Sequence[str], what: str) -> list[str]:
@@ -86,8 +92,17 @@ def bounded(low: int, high: int) -> Callable[[str], int]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--setup", action="store_true", help="create loadtests/.venv-peers and exit")
-    p.add_argument("--setup-python", default=sys.executable, help="interpreter for that venv")
+    p.add_argument(
+        "--setup",
+        action="store_true",
+        help="create loadtests/.venv-peers and loadtests/.venv-pounce314, then exit",
+    )
+    p.add_argument("--setup-python", default=sys.executable, help="interpreter for .venv-peers")
+    p.add_argument(
+        "--setup-python314",
+        help="CPython 3.14 for .venv-pounce314 (default: ../shared/tools/python-314.sh's, "
+        "else python3.14 on PATH)",
+    )
     p.add_argument("--list", action="store_true", help="list servers and scenarios, then exit")
     p.add_argument(
         "--servers",
@@ -100,10 +115,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated, or 'all' (default: %(default)s)",
     )
     p.add_argument("--rounds", type=bounded(1, 20), default=3)
-    p.add_argument("--duration", type=bounded(1, 120), default=10, help="seconds per wrk run")
+    p.add_argument("--duration", type=bounded(1, 120), default=10, help="seconds per measured run")
     p.add_argument("--warmup", type=bounded(0, 30), default=2, help="seconds; 0 skips it")
-    p.add_argument("--connections", type=bounded(1, 10_000), default=64)
-    p.add_argument("--threads", type=bounded(1, 64), default=2, help="wrk threads")
+    p.add_argument("--connections", type=bounded(1, 10_000), default=64, help="wrk -c")
+    p.add_argument("--threads", type=bounded(1, 64), default=2, help="wrk -t")
+    p.add_argument("--h2-clients", type=bounded(1, 1000), default=10, help="h2load -c")
+    p.add_argument("--h2-streams", type=bounded(1, 1000), default=10, help="h2load -m")
+    p.add_argument(
+        "--idle-connections",
+        type=bounded(1, 10_000),
+        default=1000,
+        help="idle keep-alive connections held in idle-keepalive (default: %(default)s)",
+    )
+    p.add_argument(
+        "--sse-subscribers",
+        type=bounded(1, 10_000),
+        default=1000,
+        help="event streams held open in sse (default: %(default)s)",
+    )
     p.add_argument("--workers", type=bounded(1, 64), default=2)
     p.add_argument("--baseline", default="uvicorn")
     p.add_argument("--json", type=Path, help="results file (default: loadtests/results/...)")
@@ -123,25 +152,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=str(server_table.peers_python()),
         help="interpreter for the peer servers (default: %(default)s)",
     )
+    p.add_argument(
+        "--python-pounce314",
+        default=str(server_table.pounce314_python()),
+        help="CPython 3.14 with bengal-pounce installed (default: %(default)s)",
+    )
     return p.parse_args(argv)
 
 
-def setup_peers(base_python: str) -> int:
-    """Create the peers' venv and install the pinned peer servers into it."""
-    venv = server_table.PEERS_VENV
-    print(f"creating {venv} with {base_python}", flush=True)
-    pip = [str(server_table.peers_python()), "-m", "pip", "install", "--disable-pip-version-check"]
-    try:
-        subprocess.run([base_python, "-m", "venv", str(venv)], check=True, timeout=300)
-        subprocess.run([*pip, "-r", str(server_table.PEERS_REQUIREMENTS)], check=True, timeout=1200)
-    except (OSError, subprocess.SubprocessError) as exc:
-        print(f"setup failed: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
 def _python(server: Server, args: argparse.Namespace) -> str:
-    by_role = {"pounce": args.python_pounce, "ft": args.python_ft, "peers": args.python_peers}
+    by_role = {
+        "pounce": args.python_pounce,
+        "ft": args.python_ft,
+        "peers": args.python_peers,
+        "pounce314": args.python_pounce314,
+    }
     return str(by_role[server.interpreter])
 
 
@@ -155,6 +180,10 @@ def status_for(server: Server, scenario: Scenario, available: dict[str, str]) ->
         return available[server.name]
     if server.scenarios is not None and scenario.name not in server.scenarios:
         return f"n/a (serves only: {', '.join(sorted(server.scenarios))})"
+    if scenario.app_for(server.interface) is None:
+        return f"n/a (no {server.interface.upper()} version of {scenario.app})"
+    if scenario.load not in server.loads:
+        return NOT_RUN[scenario.load]
     return "ok"
 
 
@@ -163,31 +192,25 @@ def _log_tail(path: Path, lines: int = 5) -> str:
     return " | ".join(text[-lines:])
 
 
-def _mib(kib: int) -> float:
-    return round(kib / 1024, 1)
-
-
 def measure(
     run: Run, proc: subprocess.Popen[bytes], port: int, scenario: Scenario, settings: Settings
 ) -> None:
-    """Wait for the server, warm it up, then the measured wrk run while RSS is sampled."""
+    """Wait for the server, then its scenario's kind of load (loads.py)."""
     started = time.monotonic()
     proctree.wait_until_answers(proc, port, scenario.path, STARTUP_TIMEOUT_S)
     run.startup_s = round(time.monotonic() - started, 2)
-    run.rss_ready_mib = _mib(proctree.rss_kib(proctree.tree(proc.pid)))
-    url = f"http://{HOST}:{port}{scenario.path}"
-    if settings.warmup_s:
-        warm = dataclasses.replace(settings.load, duration_s=settings.warmup_s)
-        wrk.run(wrk.command(url, warm, scenario), settings.warmup_s)
-    with proctree.PeakRss(proc.pid) as sampler:
-        run.wrk_report = wrk.run(
-            wrk.command(url, settings.load, scenario), settings.load.duration_s
-        )
-    run.rss_peak_mib, run.rss_samples = _mib(sampler.peak_kib), sampler.samples
-    run.pss_end_mib = _mib(proctree.pss_kib(proctree.tree(proc.pid)))
-    if proc.poll() is not None:
-        raise proctree.ServerFailed(f"exited with code {proc.returncode} during the run")
-    run.wrk = wrk.parse(run.wrk_report)
+    run.rss_ready_mib = round(proctree.rss_kib(proctree.tree(proc.pid)) / 1024, 1)
+    MEASURES[scenario.load](run, proc, port, scenario, settings)
+
+
+def command_for(
+    server: Server, scenario: Scenario, python: str, port: int, workers: int
+) -> list[str]:
+    app = scenario.app_for(server.interface)
+    if app is None:
+        raise ValueError(f"{server.name} has no app for {scenario.name}")
+    argv = server.command(python, app, port, workers)
+    return [*argv, *server.h2_args(workers)] if scenario.load == "h2load" else argv
 
 
 def run_one(
@@ -195,7 +218,7 @@ def run_one(
 ) -> Run:
     """Start the server, measure it, and always stop it again."""
     port = proctree.free_port()
-    argv = server.command(python, scenario.app, port, settings.workers)
+    argv = command_for(server, scenario, python, port, settings.workers)
     run = Run(server.name, scenario.name, round_no, argv)
     with log.open("wb") as log_file:
         proc = proctree.start(argv, HERE, log_file)
@@ -209,17 +232,34 @@ def run_one(
     return run
 
 
+def _figures(run: Run) -> str:
+    """The run's main figures in one line, for progress output."""
+    if run.sse is not None:
+        got = run.sse
+        return (
+            f"events {got.events:,} of {got.expected:,} ({got.delivered:.1%})  "
+            f"failed streams {got.failed}"
+        )
+    if run.h2load is not None:
+        h2 = run.h2load
+        return f"{h2.rps:>10,.0f} req/s  mean {h2.latency_mean_ms:7.2f} ms  failed {h2.errors}"
+    assert run.wrk is not None
+    line = (
+        f"{run.wrk.rps:>10,.0f} req/s  p99 {run.wrk.p99_ms:7.2f} ms  "
+        f"errors {run.wrk.errors + run.wrk.non_2xx}"
+    )
+    if run.idle is not None:
+        idle = run.idle
+        line += f"  idle {idle.open_start}->{idle.open_end}/{idle.target} reopened {idle.reopened}"
+    return line
+
+
 def _progress(run: Run, rounds: int, out: IO[str]) -> None:
-    where = f"[{run.scenario} {run.round}/{rounds}] {run.server:<12}"
-    if run.wrk is None:
+    where = f"[{run.scenario} {run.round}/{rounds}] {run.server:<16}"
+    if not run.ok:
         print(f"{where} FAILED: {run.error}", file=out, flush=True)
         return
-    print(
-        f"{where} {run.wrk.rps:>10,.0f} req/s  p99 {run.wrk.p99_ms:7.2f} ms  "
-        f"errors {run.wrk.errors + run.wrk.non_2xx}  peak RSS {run.rss_peak_mib} MiB",
-        file=out,
-        flush=True,
-    )
+    print(f"{where} {_figures(run)}  peak RSS {run.rss_peak_mib} MiB", file=out, flush=True)
 
 
 def run_scenario(
@@ -285,20 +325,32 @@ def list_all(args: argparse.Namespace) -> int:
     available = availability(list(server_table.SERVERS), args)
     print("servers:")
     for server in server_table.SERVERS:
-        print(f"  {server.name:<14}{available[server.name]:<16}{server.summary}")
+        print(f"  {server.name:<18}{server.summary}")
+        print(f"  {'':<18}{available[server.name]}")
     print("scenarios:")
     for scenario in scenario_table.SCENARIOS:
-        print(f"  {scenario.name:<14}{scenario.app:<16}{scenario.summary}")
+        print(f"  {scenario.name:<16}{scenario.load:<8}{scenario.app:<16}{scenario.summary}")
     return 0
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings(
+        workers=args.workers,
+        rounds=args.rounds,
+        warmup_s=args.warmup,
+        load=wrk.WrkLoad(args.threads, args.connections, args.duration),
+        h2=h2load.H2Load(args.h2_clients, args.h2_streams, args.duration),
+        idle_connections=args.idle_connections,
+        sse_subscribers=args.sse_subscribers,
+    )
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
     servers = _names(args.servers, list(server_table.BY_NAME), "servers")
     scenarios = _names(args.scenarios, list(scenario_table.BY_NAME), "scenarios")
-    load = wrk.WrkLoad(args.threads, args.connections, args.duration)
     chosen = [server_table.BY_NAME[name] for name in servers]
     return Plan(
-        settings=Settings(args.workers, args.rounds, args.warmup, load),
+        settings=settings_from(args),
         scenarios=[scenario_table.BY_NAME[name] for name in scenarios],
         servers=chosen,
         available=availability(chosen, args),
@@ -306,11 +358,19 @@ def make_plan(args: argparse.Namespace) -> Plan:
 
 
 def _announce(plan: Plan, log_dir: Path) -> None:
-    settings, load = plan.settings, plan.settings.load
+    settings, load, h2 = plan.settings, plan.settings.load, plan.settings.h2
+    kinds = {scenario.load for scenario in plan.scenarios}
+    loads = [
+        f"wrk -t{load.threads} -c{load.connections} -d{load.duration_s}s --latency"
+        if "wrk" in kinds
+        else "",
+        f"h2load -D {h2.duration_s} -c {h2.clients} -m {h2.streams}" if "h2load" in kinds else "",
+        f"{settings.sse_subscribers} SSE streams for {load.duration_s} s" if "sse" in kinds else "",
+    ]
     print(
-        f"{settings.workers} workers, wrk -t{load.threads} -c{load.connections} "
-        f"-d{load.duration_s}s --latency after a {settings.warmup_s} s warm-up, "
-        f"{settings.rounds} rounds; about {plan.estimate_s()} s. Server logs: {log_dir}",
+        f"{settings.workers} workers; {', '.join(filter(None, loads))}; "
+        f"{settings.warmup_s} s warm-up, {settings.rounds} rounds; about {plan.estimate_s()} s. "
+        f"Server logs: {log_dir}",
         flush=True,
     )
 
@@ -331,25 +391,47 @@ def report(plan: Plan, runs: list[Run], baseline: str) -> list[Row]:
     """Print one table per scenario; return all their rows."""
     rows: list[Row] = []
     for scenario in plan.scenarios:
+        baselines = [baseline, *([scenario.baseline] if scenario.baseline else [])]
         mine = summarize(
-            runs, scenario.name, plan.statuses(scenario), plan.settings.rounds, baseline
+            runs,
+            scenario.name,
+            scenario.load,
+            plan.statuses(scenario),
+            plan.settings.rounds,
+            baselines,
         )
         rounds = plan.settings.rounds
         title = f"\nscenario {scenario.name}: {scenario.summary} (medians over {rounds} rounds)"
-        print(table(mine, title, baseline))
+        print(table(mine, title, baseline, scenario.load, scenario.hold_idle))
         rows += mine
     return rows
+
+
+def raise_fd_limit() -> int:
+    """Soft RLIMIT_NOFILE up to the hard limit: idle-keepalive and sse hold thousands of
+    sockets here, and the servers, started from here, inherit the limit. Returns it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return target
+    return soft
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.setup:
-        return setup_peers(args.setup_python)
+        return setup_venvs.setup(args.setup_python, args.setup_python314)
     if args.list:
         return list_all(args)
-    if not Path(wrk.WRK).exists():
-        raise SystemExit(f"{wrk.WRK} not found: install wrk (apt-get install wrk)")
     plan = make_plan(args)
+    for kind in sorted({scenario.load for scenario in plan.scenarios} & set(TOOLS)):
+        tool, package = TOOLS[kind]
+        if not Path(tool).exists():
+            raise SystemExit(f"{tool} not found: install it (apt-get install {package})")
+    needed = max(plan.settings.idle_connections, plan.settings.sse_subscribers) + 256
+    if (limit := raise_fd_limit()) < needed:
+        print(f"warning: only {limit} file descriptors; some connections may fail", flush=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     log_dir = RESULTS / "logs" / stamp
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,6 @@ Peers come from loadtests/.venv-peers (`python loadtests/bench.py --setup`).
 
 import argparse
 import dataclasses
-import re
 import statistics
 import subprocess
 import sys
@@ -21,12 +20,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import h2load
 import proctree
 import servers as server_table
 from bench import bounded
 from servers import HERE, HOST
 
-H2LOAD = "/usr/bin/h2load"
+H2LOAD = h2load.H2LOAD
 APP = "apps:hello"
 PATH = "/"
 STARTUP_TIMEOUT_S = 30.0
@@ -37,14 +37,6 @@ PROBES = {
     "pounce-sync-ft": server_table.imports("pounce_sync.cli", "async_pool.http2"),
     "hypercorn": server_table.imports("hypercorn", "uvloop", "h2"),
 }
-# hypercorn ends an HTTP/2 connection after 1000 requests by default and h2load does
-# not reconnect, so its runs would fail half-way: the cap is lifted (pounce-sync has none).
-HYPERCORN_CONFIG = "keep_alive_max_requests = 100000000\n"
-
-_FINISHED = re.compile(r"finished in [\d.]+\w+, ([\d.]+) req/s")
-_REQUESTS = re.compile(
-    r"requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,22 +53,19 @@ class Load:
 
 @dataclass(frozen=True, slots=True)
 class Launch:
-    """How to start one server: its command line once a port is chosen."""
+    """How to start one server: its command line once a port is chosen, with the flags
+    bench.py uses for h2load runs (servers.py: `h2_args`)."""
 
     name: str
     python: str
     workers: int
-    hypercorn_config: Path
 
     def argv(self, port: int) -> list[str]:
-        argv = server_table.BY_NAME[self.name].command(self.python, APP, port, self.workers)
-        if self.name == "hypercorn":
-            argv[3:3] = ["--config", str(self.hypercorn_config)]  # after `python -m hypercorn`
-        elif self.name == "pounce-sync-ft":
-            # Worker threads share one process and so one AsyncPool: as many event loops
-            # as hypercorn has workers (process mode has a pool per worker already).
-            argv[-1:-1] = ["--async-threads", str(self.workers)]
-        return argv
+        server = server_table.BY_NAME[self.name]
+        return [
+            *server.command(self.python, APP, port, self.workers),
+            *server.h2_args(self.workers),
+        ]
 
 
 @dataclass(slots=True)
@@ -103,14 +92,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def parse(report: str) -> tuple[float, int]:
     """(req/s, requests that did not succeed) from h2load's summary."""
-    finished, requests = _FINISHED.search(report), _REQUESTS.search(report)
-    if finished is None or requests is None:
-        raise ValueError("no summary in h2load's output: " + report.strip()[-300:])
-    total, succeeded = int(requests[1]), int(requests[2])
-    return float(finished[1]), total - succeeded
+    result = h2load.parse(report)
+    return result.rps, result.requests - result.succeeded
 
 
-def h2load(command: list[str]) -> str:
+def run_h2load(command: list[str]) -> str:
     done = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     if done.returncode != 0:
         raise RuntimeError(f"h2load exited with {done.returncode}: {done.stderr.strip()[-300:]}")
@@ -124,8 +110,8 @@ def run_one(launch: Launch, load: Load, log: Path) -> tuple[float, int]:
         proc = proctree.start(launch.argv(port), HERE, log_file)
         try:
             proctree.wait_until_answers(proc, port, PATH, STARTUP_TIMEOUT_S)
-            h2load(load.command(port, min(2000, load.requests)))
-            return parse(h2load(load.command(port)))
+            run_h2load(load.command(port, min(2000, load.requests)))
+            return parse(run_h2load(load.command(port)))
         finally:
             proctree.stop(proc)
 
@@ -151,11 +137,9 @@ def available(names: list[str], args: argparse.Namespace) -> list[str]:
 def measure_all(names: list[str], load: Load, args: argparse.Namespace) -> list[Result]:
     results = {name: Result(name) for name in names}
     with tempfile.TemporaryDirectory(prefix="h2-compare-") as tmp:
-        config = Path(tmp) / "hypercorn.toml"
-        config.write_text(HYPERCORN_CONFIG)
         for round_no in range(1, args.rounds + 1):
             for name in names:  # alternating: drift of the machine hits every server alike
-                launch = Launch(name, python_for(name, args), args.workers, config)
+                launch = Launch(name, python_for(name, args), args.workers)
                 log = Path(tmp) / f"{name}-r{round_no}.log"
                 result = results[name]
                 try:

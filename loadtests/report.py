@@ -1,10 +1,22 @@
-"""From raw runs to the summary: medians over rounds, ratios to a baseline, a printed table."""
+"""From raw runs to the summary: medians over rounds, ratios to a baseline, a printed table.
+
+Each kind of load has its own columns: wrk and h2load give req/s and latency (h2load has no
+percentiles, only min/max/mean/sd), SSE fan-out gives events delivered rather than req/s.
+"""
+
+from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
+from h2load import H2loadResult
+from idle_hold import IdleResult
 from wrk import WrkResult
+
+if TYPE_CHECKING:  # sse_fanout starts servers too; the report needs only its result type
+    from sse_fanout import Fanout
 
 
 @dataclass(slots=True)
@@ -24,10 +36,19 @@ class Run:
     stopped: str | None = None
     wrk: WrkResult | None = None
     wrk_report: str | None = None
+    idle: IdleResult | None = None  # idle-keepalive: the held connections
+    h2load: H2loadResult | None = None
+    h2load_report: str | None = None
+    sse: Fanout | None = None
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self.wrk is not None
+        return self.error is None and (self.wrk or self.h2load or self.sse) is not None
+
+    @property
+    def rps(self) -> float | None:
+        result = self.wrk or self.h2load
+        return None if result is None else result.rps
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,15 +58,29 @@ class Row:
     scenario: str
     server: str
     status: str  # "ok", or why there are no figures
+    load: str = "wrk"
     rounds_ok: int = 0
     rps: float | None = None
     rps_spread: float | None = None  # (max - min) / median of req/s over rounds
     ratio: float | None = None  # rps / the baseline's rps
-    p50_ms: float | None = None
-    p99_ms: float | None = None
-    errors: int | None = None  # socket errors, summed over rounds
+    baseline: str | None = None  # the server `ratio` divides by
+    p50_ms: float | None = None  # wrk
+    p99_ms: float | None = None  # wrk
+    mean_ms: float | None = None  # h2load: time for request
+    sd_ms: float | None = None  # h2load
+    max_ms: float | None = None  # h2load
+    errors: int | None = None  # socket errors (wrk), failed requests (h2load), failed streams
     non_2xx: int | None = None  # responses with status >= 400, summed over rounds
     rss_peak_mib: float | None = None
+    idle_target: int | None = None
+    idle_open_start: int | None = None  # worst (lowest) over rounds
+    idle_open_end: int | None = None  # worst (lowest) over rounds
+    idle_reopened: int | None = None  # worst (highest) over rounds
+    sse_subscribers: int | None = None
+    sse_events: float | None = None  # median over rounds
+    sse_expected: float | None = None  # median over rounds
+    sse_delivered: float | None = None  # median over rounds of events / expected
+    sse_events_min: int | None = None  # fewest events one subscriber got, over all rounds
     failures: list[str] = field(default_factory=list)
 
 
@@ -53,78 +88,205 @@ def _median(runs: Sequence[Run], value: Callable[[Run], float]) -> float:
     return statistics.median(value(run) for run in runs)
 
 
-def _figures(scenario: str, server: str, runs: list[Run], rounds: int) -> Row:
+def _throughput(good: list[Run]) -> dict[str, object]:
+    rps = [run.rps or 0.0 for run in good]
+    median_rps = statistics.median(rps)
+    return {
+        "rps": median_rps,
+        "rps_spread": (max(rps) - min(rps)) / median_rps if median_rps else None,
+    }
+
+
+def _wrk_figures(good: list[Run]) -> dict[str, object]:
+    results = [run.wrk for run in good if run.wrk]
+    return {
+        **_throughput(good),
+        "p50_ms": statistics.median(r.p50_ms for r in results),
+        "p99_ms": statistics.median(r.p99_ms for r in results),
+        "errors": sum(r.errors for r in results),
+        "non_2xx": sum(r.non_2xx for r in results),
+        **_idle_figures(good),
+    }
+
+
+def _idle_figures(good: list[Run]) -> dict[str, object]:
+    held = [run.idle for run in good if run.idle]
+    if not held:
+        return {}
+    return {
+        "idle_target": held[0].target,
+        "idle_open_start": min(r.open_start for r in held),
+        "idle_open_end": min(r.open_end for r in held),
+        "idle_reopened": max(r.reopened for r in held),
+    }
+
+
+def _h2load_figures(good: list[Run]) -> dict[str, object]:
+    results = [run.h2load for run in good if run.h2load]
+    return {
+        **_throughput(good),
+        "mean_ms": statistics.median(r.latency_mean_ms for r in results),
+        "sd_ms": statistics.median(r.latency_sd_ms for r in results),
+        "max_ms": max(r.latency_max_ms for r in results),
+        "errors": sum(r.errors for r in results),
+        "non_2xx": sum(r.statuses["4xx"] + r.statuses["5xx"] for r in results),
+    }
+
+
+def _sse_figures(good: list[Run]) -> dict[str, object]:
+    results = [run.sse for run in good if run.sse]
+    return {
+        "sse_subscribers": results[0].subscribers,
+        "sse_events": statistics.median(r.events for r in results),
+        "sse_expected": statistics.median(r.expected for r in results),
+        "sse_delivered": statistics.median(r.delivered for r in results),
+        "sse_events_min": min(r.events_min for r in results),
+        "errors": sum(r.failed for r in results),
+    }
+
+
+FIGURES: dict[str, Callable[[list[Run]], dict[str, object]]] = {
+    "wrk": _wrk_figures,
+    "h2load": _h2load_figures,
+    "sse": _sse_figures,
+}
+
+
+def _figures(scenario: str, server: str, load: str, runs: list[Run], rounds: int) -> Row:
     good = [run for run in runs if run.ok]
     failures = [f"round {run.round}: {run.error}" for run in runs if not run.ok]
     if not good:
         reason = runs[0].error if runs else "no completed run"
-        return Row(scenario, server, f"failed: {reason}", failures=failures)
-    rps = [run.wrk.rps for run in good if run.wrk]
-    median_rps = statistics.median(rps)
+        return Row(scenario, server, f"failed: {reason}", load, failures=failures)
     return Row(
         scenario,
         server,
         status="ok" if len(good) == rounds else f"ok in {len(good)}/{rounds} rounds",
+        load=load,
         rounds_ok=len(good),
-        rps=median_rps,
-        rps_spread=(max(rps) - min(rps)) / median_rps if median_rps else None,
-        p50_ms=_median(good, lambda run: run.wrk.p50_ms if run.wrk else 0.0),
-        p99_ms=_median(good, lambda run: run.wrk.p99_ms if run.wrk else 0.0),
-        errors=sum(run.wrk.errors for run in good if run.wrk),
-        non_2xx=sum(run.wrk.non_2xx for run in good if run.wrk),
         rss_peak_mib=_median(good, lambda run: run.rss_peak_mib or 0.0),
         failures=failures,
+        **FIGURES[load](good),  # type: ignore[arg-type]
     )
 
 
 def summarize(
-    runs: list[Run], scenario: str, servers: dict[str, str], rounds: int, baseline: str
+    runs: list[Run],
+    scenario: str,
+    load: str,
+    servers: dict[str, str],
+    rounds: int,
+    baselines: Sequence[str],
 ) -> list[Row]:
-    """Rows in `servers` order; `servers` maps each name to "ok" or why it did not run."""
+    """Rows in `servers` order; `servers` maps each name to "ok" or why it did not run.
+
+    Ratios divide by the first of `baselines` that has figures here (none for SSE).
+    """
     rows = []
     for server, status in servers.items():
         if status != "ok":
-            rows.append(Row(scenario, server, status))
+            rows.append(Row(scenario, server, status, load))
             continue
         mine = [run for run in runs if run.server == server and run.scenario == scenario]
-        rows.append(_figures(scenario, server, mine, rounds))
-    base = next((row.rps for row in rows if row.server == baseline and row.rps), None)
+        rows.append(_figures(scenario, server, load, mine, rounds))
+    by_name = {row.server: row for row in rows if row.rps}
+    base = next((name for name in baselines if name in by_name), None)
     if base is None:
         return rows
-    return [_with_ratio(row, base) for row in rows]
+    return [_with_ratio(row, base, by_name[base].rps or 1.0) for row in rows]
 
 
-def _with_ratio(row: Row, base: float) -> Row:
-    return row if row.rps is None else replace(row, ratio=row.rps / base)
+def _with_ratio(row: Row, name: str, base: float) -> Row:
+    return row if row.rps is None else replace(row, ratio=row.rps / base, baseline=name)
 
 
 def _cell(value: float | None, spec: str, suffix: str = "") -> str:
     return "-" if value is None else format(value, spec) + suffix
 
 
-def header(baseline: str) -> str:
-    return (
-        f"{'server':<14}{'req/s':>10}{'vs ' + baseline:>15}{'spread':>8}{'p50 ms':>9}"
-        f"{'p99 ms':>9}{'sock err':>10}{'non-2xx':>9}{'peak RSS MiB':>14}"
-    )
+@dataclass(frozen=True, slots=True)
+class Column:
+    title: str
+    width: int
+    text: Callable[[Row], str]
 
 
-def format_row(row: Row) -> str:
-    if row.rps is None:
-        return f"{row.server:<14}{row.status}"
-    spread = None if row.rps_spread is None else row.rps_spread * 100
-    line = (
-        f"{row.server:<14}{_cell(row.rps, ',.0f'):>10}{_cell(row.ratio, '.2f', 'x'):>15}"
-        f"{_cell(spread, '.1f', '%'):>8}{_cell(row.p50_ms, '.2f'):>9}"
-        f"{_cell(row.p99_ms, '.2f'):>9}{_cell(row.errors, 'd'):>10}"
-        f"{_cell(row.non_2xx, 'd'):>9}{_cell(row.rss_peak_mib, '.1f'):>14}"
-    )
+def _spread(row: Row) -> str:
+    return _cell(None if row.rps_spread is None else row.rps_spread * 100, ".1f", "%")
+
+
+def _held(value: int | None, row: Row) -> str:
+    return "-" if value is None else f"{value}/{row.idle_target}"
+
+
+def _columns(load: str, baseline: str, idle: bool) -> list[Column]:
+    rate = [
+        Column("req/s", 10, lambda r: _cell(r.rps, ",.0f")),
+        Column("vs " + baseline, 15, lambda r: _cell(r.ratio, ".2f", "x")),
+        Column("spread", 8, _spread),
+    ]
+    rss = Column("peak RSS MiB", 14, lambda r: _cell(r.rss_peak_mib, ".1f"))
+    if load == "h2load":
+        return [
+            *rate,
+            Column("mean ms", 9, lambda r: _cell(r.mean_ms, ".2f")),
+            Column("sd ms", 8, lambda r: _cell(r.sd_ms, ".2f")),
+            Column("max ms", 9, lambda r: _cell(r.max_ms, ".1f")),
+            Column("failed", 8, lambda r: _cell(r.errors, "d")),
+            Column("4xx/5xx", 9, lambda r: _cell(r.non_2xx, "d")),
+            rss,
+        ]
+    if load == "sse":
+        return [
+            Column("streams", 9, lambda r: _cell(r.sse_subscribers, "d")),
+            Column("events", 10, lambda r: _cell(r.sse_events, ",.0f")),
+            Column("of", 10, lambda r: _cell(r.sse_expected, ",.0f")),
+            Column("delivered", 11, lambda r: _cell(_percent(r.sse_delivered), ".1f", "%")),
+            Column("min/stream", 12, lambda r: _cell(r.sse_events_min, "d")),
+            Column("failed", 8, lambda r: _cell(r.errors, "d")),
+            rss,
+        ]
+    columns = [
+        *rate,
+        Column("p50 ms", 9, lambda r: _cell(r.p50_ms, ".2f")),
+        Column("p99 ms", 9, lambda r: _cell(r.p99_ms, ".2f")),
+        Column("sock err", 10, lambda r: _cell(r.errors, "d")),
+        Column("non-2xx", 9, lambda r: _cell(r.non_2xx, "d")),
+        rss,
+    ]
+    if idle:
+        columns += [
+            Column("idle start", 12, lambda r: _held(r.idle_open_start, r)),
+            Column("idle end", 11, lambda r: _held(r.idle_open_end, r)),
+            Column("reopened", 10, lambda r: _cell(r.idle_reopened, "d")),
+        ]
+    return columns
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else value * 100
+
+
+NAME_WIDTH = 18
+
+
+def header(columns: Sequence[Column]) -> str:
+    return f"{'server':<{NAME_WIDTH}}" + "".join(f"{c.title:>{c.width}}" for c in columns)
+
+
+def format_row(row: Row, columns: Sequence[Column]) -> str:
+    if row.rounds_ok == 0:
+        return f"{row.server:<{NAME_WIDTH}}{row.status}"
+    line = f"{row.server:<{NAME_WIDTH}}" + "".join(f"{c.text(row):>{c.width}}" for c in columns)
     return line if row.status == "ok" else f"{line}  ({row.status})"
 
 
-def table(rows: list[Row], title: str, baseline: str) -> str:
-    head = header(baseline)
-    lines = [title, head, "-" * len(head), *(format_row(row) for row in rows)]
-    if not any(row.ratio is not None for row in rows):
+def table(rows: list[Row], title: str, baseline: str, load: str, idle: bool = False) -> str:
+    """The printed table for one scenario; `baseline` is the name the ratio column shows."""
+    shown = next((row.baseline for row in rows if row.baseline), baseline)
+    columns = _columns(load, shown, idle)
+    head = header(columns)
+    lines = [title, head, "-" * len(head), *(format_row(row, columns) for row in rows)]
+    if load != "sse" and not any(row.ratio is not None for row in rows):
         lines.append(f"(no ratios: the baseline {baseline!r} has no figures in this run)")
     return "\n".join(lines)

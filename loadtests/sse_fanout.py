@@ -14,6 +14,7 @@ import selectors
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -34,15 +35,52 @@ def server_argv(name: str, port: int, workers: int) -> list[str]:
             "--no-access-log", "--app-dir", str(HERE), "sse_app:app"]  # fmt: skip
 
 
-def subscribe(port: int, count: int, interval: float, seconds: float) -> tuple[list[int], int]:
-    """Events received by each subscriber, and how many streams failed."""
+@dataclass(frozen=True, slots=True)
+class Fanout:
+    """What the subscribers received, summed and spread over subscribers."""
+
+    subscribers: int
+    seconds: float
+    interval_s: float
+    events: int  # received, all subscribers together
+    expected: int  # due: per stream one at once, then one per interval until it was left
+    events_min: int  # per subscriber
+    events_median: int
+    events_max: int
+    failed: int  # streams that never opened, or that the server ended or broke early
+
+    @property
+    def delivered(self) -> float:
+        return self.events / self.expected if self.expected else 0.0
+
+
+def _due(opened: float, left: float, interval: float) -> int:
+    """Events a stream opened at `opened` and left at `left` can have received at most."""
+    return int((left - opened) / interval) + 1
+
+
+def subscribe(
+    port: int, count: int, interval: float, seconds: float, open_timeout: float = 30.0
+) -> Fanout:
+    """Open `count` streams (within `open_timeout` s), hold them `seconds`, count events."""
     selector = selectors.DefaultSelector()
     events = [0] * count
+    opened = [0.0] * count
     failed = 0
     request = REQUEST % str(interval).encode()
+    open_deadline = time.monotonic() + open_timeout
     for i in range(count):
-        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        sock.sendall(request)
+        try:
+            remaining = open_deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("no time left to open it")
+            sock = socket.create_connection(("127.0.0.1", port), timeout=min(10, remaining))
+            sock.sendall(request)
+        except OSError:
+            failed += 1  # never opened: due as many events as the last stream that did
+            opened[i] = -1.0
+            continue
+        opened[i] = time.monotonic()
         sock.setblocking(False)
         selector.register(sock, selectors.EVENT_READ, i)
     deadline = time.monotonic() + seconds
@@ -60,7 +98,21 @@ def subscribe(port: int, count: int, interval: float, seconds: float) -> tuple[l
             events[key.data] += data.count(b"data: tick")
     for key in list(selector.get_map().values()):
         key.fileobj.close()  # type: ignore[union-attr]
-    return events, failed
+    selector.close()
+    last_open = max((t for t in opened if t >= 0), default=deadline - seconds)
+    expected = sum(_due(t if t >= 0 else last_open, deadline, interval) for t in opened)
+    ordered = sorted(events)
+    return Fanout(
+        subscribers=count,
+        seconds=seconds,
+        interval_s=interval,
+        events=sum(events),
+        expected=expected,
+        events_min=ordered[0] if ordered else 0,
+        events_median=ordered[len(ordered) // 2] if ordered else 0,
+        events_max=ordered[-1] if ordered else 0,
+        failed=failed,
+    )
 
 
 def main() -> int:
@@ -77,17 +129,16 @@ def main() -> int:
     try:
         wait_until_answers(proc, port, "/?interval=0.01&n=1", 30)
         with PeakRss(proc.pid) as rss:
-            events, failed = subscribe(port, args.subscribers, args.interval, args.seconds)
-        expected = args.seconds / args.interval
-        events.sort()
+            got = subscribe(port, args.subscribers, args.interval, args.seconds)
         print(f"server: {args.server}, workers: {args.workers}")
         print(f"subscribers: {args.subscribers}, for {args.seconds:.0f} s, one event each "
-              f"{args.interval * 1000:.0f} ms (at most {expected:.0f} events each)")  # fmt: skip
-        print(f"streams failed: {failed}")
-        print(f"events per subscriber: min {events[0]}, median {events[len(events) // 2]}, "
-              f"max {events[-1]}; total {sum(events)}")  # fmt: skip
+              f"{args.interval * 1000:.0f} ms")  # fmt: skip
+        print(f"streams failed: {got.failed}")
+        print(f"events per subscriber: min {got.events_min}, median {got.events_median}, "
+              f"max {got.events_max}; total {got.events} of at most {got.expected} "
+              f"({got.delivered:.1%})")  # fmt: skip
         print(f"server peak RSS: {rss.peak_kib / 1024:.0f} MiB")
-        return 0 if failed == 0 else 1
+        return 0 if got.failed == 0 else 1
     finally:
         stop(proc)
         log.close()

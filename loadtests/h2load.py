@@ -1,0 +1,94 @@
+"""Run h2load (nghttp2's HTTP/2 load generator) for a fixed time and read its summary.
+
+h2load gives no latency percentiles: per request it reports min, max, mean and standard
+deviation ("time for request"), and that is what is kept.
+"""
+
+import re
+import subprocess
+from dataclasses import dataclass
+
+H2LOAD = "/usr/bin/h2load"
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+_TIME = r"([\d.]+)(us|ms|s)"
+_FINISHED = re.compile(r"^finished in [\d.]+\w+, ([\d.]+) req/s", re.M)
+_REQUESTS = re.compile(
+    r"^requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed"
+    r"(?:, (\d+) errored)?(?:, (\d+) timeout)?",
+    re.M,
+)
+_STATUS = re.compile(r"^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", re.M)
+_TIME_FOR_REQUEST = re.compile(rf"^time for request:\s+{_TIME}\s+{_TIME}\s+{_TIME}\s+{_TIME}", re.M)
+
+
+@dataclass(frozen=True, slots=True)
+class H2Load:
+    clients: int  # h2load -c: connections
+    streams: int  # h2load -m: concurrent streams per connection
+    duration_s: int  # h2load -D
+
+
+@dataclass(frozen=True, slots=True)
+class H2loadResult:
+    requests: int
+    succeeded: int
+    failed: int
+    errored: int
+    timeout: int
+    rps: float  # over the measured duration, warm-up excluded
+    latency_min_ms: float
+    latency_max_ms: float
+    latency_mean_ms: float
+    latency_sd_ms: float
+    statuses: dict[str, int]  # 2xx, 3xx, 4xx, 5xx
+
+    @property
+    def errors(self) -> int:
+        """h2load's `failed`: status >= 400 and network failures (`errored` is a subset)."""
+        return self.failed
+
+
+def command(url: str, load: H2Load, warmup_s: int) -> list[str]:
+    argv = [H2LOAD, "-D", str(load.duration_s), "-c", str(load.clients)]
+    argv += ["-m", str(load.streams)]
+    if warmup_s:
+        argv += ["--warm-up-time", str(warmup_s)]
+    return [*argv, url]
+
+
+def run(argv: list[str], seconds: int) -> str:
+    """h2load's report; the timeout only bites if h2load itself hangs."""
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"h2load exited {done.returncode}: {done.stderr.strip()[-300:]}")
+    return done.stdout
+
+
+def _ms(value: str, unit: str) -> float:
+    return round(float(value) * _UNIT_MS[unit], 3)
+
+
+def parse(report: str) -> H2loadResult:
+    """Numbers from h2load's summary; ValueError if there is none or nothing succeeded."""
+    finished, requests = _FINISHED.search(report), _REQUESTS.search(report)
+    latency, status = _TIME_FOR_REQUEST.search(report), _STATUS.search(report)
+    if finished is None or requests is None or latency is None:
+        raise ValueError("no summary in h2load's output: " + report.strip()[-300:])
+    total, succeeded, failed, errored, timeout = (int(n or 0) for n in requests.groups())
+    if succeeded == 0:
+        raise ValueError(f"no request succeeded ({total} total, {failed} failed)")
+    lows = latency.groups()
+    statuses = [int(n) for n in status.groups()] if status else [0, 0, 0, 0]
+    return H2loadResult(
+        requests=total,
+        succeeded=succeeded,
+        failed=failed,
+        errored=errored,
+        timeout=timeout,
+        rps=float(finished.group(1)),
+        latency_min_ms=_ms(lows[0], lows[1]),
+        latency_max_ms=_ms(lows[2], lows[3]),
+        latency_mean_ms=_ms(lows[4], lows[5]),
+        latency_sd_ms=_ms(lows[6], lows[7]),
+        statuses=dict(zip(("2xx", "3xx", "4xx", "5xx"), statuses, strict=True)),
+    )

@@ -146,6 +146,10 @@ class ResponseWriter:
         self._status = status
 
     def body(self, data: bytes, more_body: bool) -> bytes:
+        if not (more_body or self._framing or self._content_length is not None):
+            status = self._status
+            if status and status not in _NO_BODY_STATUSES:
+                return self._whole(status, data)
         if not self._status:
             raise LocalProtocolError("body before http.response.start")
         if self.finished:
@@ -163,6 +167,18 @@ class ResponseWriter:
         if framing == b"chunked":
             return out + encode_chunk(data) + (b"" if more_body else LAST_CHUNK)
         return out + data if out else data
+
+    def _whole(self, status: int, data: bytes) -> bytes:
+        """The common case, the whole body in the first message and no Content-Length
+        from the app: what `_head`, `_choose_framing` and `_finish` decide, in one call."""
+        self._framing = b"length"
+        self._content_length = self._sent = len(data)
+        self.finished = True
+        fields = self._fields
+        fields.append(b"content-length: %d\r\n" % self._sent)
+        fields.append(_last_line(self._keep_alive, self._request.http_version))
+        head = status_line(status) + self._default_fields + b"".join(fields)
+        return head if self._head_only else head + data
 
     def _finish(self) -> None:
         self.finished = True
@@ -196,10 +212,14 @@ class ResponseWriter:
             fields.append(b"transfer-encoding: chunked\r\n")
         elif framing == b"close":
             self._keep_alive = False
-        if not self._keep_alive:
-            fields.append(b"connection: close\r\n\r\n")
-        elif self._request.http_version == b"1.0":
-            fields.append(b"connection: keep-alive\r\n\r\n")
-        else:
-            fields.append(b"\r\n")
+        fields.append(_last_line(self._keep_alive, self._request.http_version))
         return status_line(self._status) + self._default_fields + b"".join(fields)
+
+
+def _last_line(keep_alive: bool, http_version: bytes) -> bytes:
+    """The Connection field where it is needed, and the blank line that ends the head."""
+    if not keep_alive:
+        return b"connection: close\r\n\r\n"
+    if http_version == b"1.0":
+        return b"connection: keep-alive\r\n\r\n"
+    return b"\r\n"

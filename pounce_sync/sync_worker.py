@@ -75,6 +75,8 @@ class SyncWorker:
         self._streaming_paths = ctx.streaming_paths
         self._health_target = (self.config.health_path or "").encode() or None
         self._metrics_target = (self.config.metrics_path or "").encode() or None
+        # Targets the worker answers itself; checked inline so most requests skip a call.
+        self._local_targets = {self._health_target, self._metrics_target} - {None}
         # Compiled here, never parsed per request.
         self._access_line = line_formatter(self.config.access_log_format)
         # The interface was resolved at load; None: the app is ASGI.
@@ -242,9 +244,10 @@ class SyncWorker:
             self.ctx.on_request()
         if request.target == self.ctx.crash_target:
             raise InjectedWorkerCrash(request.target.decode("ascii"))
-        answered = self._answer_without_app(conn, request)
-        if answered is not None:
-            return answered
+        if conn.over_limit or request.content_length or request.target in self._local_targets:
+            answered = self._answer_without_app(conn, request)
+            if answered is not None:
+                return answered
         config = self.config
         started = time.perf_counter()
         if self.metrics is not None:

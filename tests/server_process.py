@@ -149,11 +149,9 @@ def read_until_closed(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
-def read_response(sock: socket.socket) -> tuple[bytes, dict[bytes, bytes], bytes]:
-    """Read exactly one Content-Length-framed response: (status line, headers, body).
-
-    Reads the head a byte at a time so a pipelined next response stays in the socket.
-    """
+def read_head(sock: socket.socket) -> tuple[bytes, dict[bytes, bytes]]:
+    """(status line, headers) of one response, read a byte at a time so that the body and
+    a pipelined next response stay in the socket."""
     head = b""
     while not head.endswith(b"\r\n\r\n"):
         data = sock.recv(1)
@@ -161,10 +159,12 @@ def read_response(sock: socket.socket) -> tuple[bytes, dict[bytes, bytes], bytes
             raise ConnectionError(f"closed before a full response head: {head!r}")
         head += data
     status, *lines = head[:-4].split(b"\r\n")
-    headers = {}
-    for line in lines:
-        name, _, value = line.partition(b":")
-        headers[name.strip().lower()] = value.strip()
+    return status, {k.strip().lower(): v.strip() for k, _, v in (x.partition(b":") for x in lines)}
+
+
+def read_response(sock: socket.socket) -> tuple[bytes, dict[bytes, bytes], bytes]:
+    """Read exactly one Content-Length-framed response: (status line, headers, body)."""
+    status, headers = read_head(sock)
     length = int(headers.get(b"content-length", b"0"))
     body = b""
     while len(body) < length:

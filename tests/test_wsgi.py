@@ -22,6 +22,7 @@ from .apps_wsgi import _read_body
 from .server_process import (
     TESTS_DIR,
     ServerProcess,
+    read_head,
     read_response,
     read_until_closed,
     running_server,
@@ -69,17 +70,6 @@ def post_request(path: str, body: bytes, *headers: str) -> bytes:
 def chunked_request(path: str, chunks: list[bytes], *headers: str) -> bytes:
     head = get_request(path, "Transfer-Encoding: chunked", *headers, method="POST")
     return head + b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
-
-
-def read_head(sock: socket.socket) -> tuple[bytes, dict[bytes, bytes]]:
-    head = b""
-    while not head.endswith(b"\r\n\r\n"):
-        data = sock.recv(1)
-        if not data:
-            raise ConnectionError(f"closed before a full response head: {head!r}")
-        head += data
-    status, *lines = head[:-4].split(b"\r\n")
-    return status, {k.strip().lower(): v.strip() for k, _, v in (x.partition(b":") for x in lines)}
 
 
 def read_line(sock: socket.socket) -> bytes:

@@ -79,20 +79,23 @@ class SyncWorker:
         self._local_targets = {self._health_target, self._metrics_target} - {None}
         # Compiled here, never parsed per request.
         self._access_line = line_formatter(self.config.access_log_format)
+        self._driver: CoroutineDriver | None = None  # made by run(), on the worker's thread
         # The interface was resolved at load; None: the app is ASGI.
         self._wsgi: WSGIGateway | None = None
         if self.config.interface == "wsgi":
             self._wsgi = WSGIGateway(ctx.app, self.config, ctx.trusted_proxies, self._fail)
 
     def run(self) -> None:
-        driver = make_driver(self.config.coroutine_driver)
+        if self._wsgi is not None:  # a WSGI app is called directly: no event loop to own
+            self._serve_forever()
+            return
+        driver = self._driver = make_driver(self.config.coroutine_driver)
         try:
-            self._serve_forever(driver)
+            self._serve_forever()
         finally:
             driver.close()
 
-    def _serve_forever(self, driver: CoroutineDriver) -> None:
-        self._driver = driver
+    def _serve_forever(self) -> None:
         wait, finished = self.ctx.poller.wait, self.ctx.finished
         while not finished.is_set():
             for fd, _ in wait(1.0):
@@ -420,7 +423,7 @@ class SyncWorker:
     def _run_app(self, scope: dict[str, Any], cycle: HTTPCycle) -> bool:
         """Call the app once; True if it produced a complete response."""
         try:
-            self._driver.run(self.ctx.app(scope, cycle.receive, cycle.send))
+            self._driver.run(self.ctx.app(scope, cycle.receive, cycle.send))  # type: ignore[union-attr]
         except ClientDisconnected:
             return False
         except Exception as exc:

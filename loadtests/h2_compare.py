@@ -25,6 +25,7 @@ import proctree
 import servers as server_table
 from bench import bounded
 from servers import HERE, HOST
+from wrk import run_load
 
 H2LOAD = h2load.H2LOAD
 APP = "apps:hello"
@@ -97,10 +98,7 @@ def parse(report: str) -> tuple[float, int]:
 
 
 def run_h2load(command: list[str]) -> str:
-    done = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
-    if done.returncode != 0:
-        raise RuntimeError(f"h2load exited with {done.returncode}: {done.stderr.strip()[-300:]}")
-    return done.stdout
+    return run_load(command, RUN_TIMEOUT_S)
 
 
 def run_one(launch: Launch, load: Load, log: Path) -> tuple[float, int]:

@@ -5,11 +5,11 @@ deviation ("time for request"), and that is what is kept.
 """
 
 import re
-import subprocess
 from dataclasses import dataclass
 
+from wrk import run_load, to_ms
+
 H2LOAD = "/usr/bin/h2load"
-_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 _TIME = r"([\d.]+)(us|ms|s)"
 _FINISHED = re.compile(r"^finished in [\d.]+\w+, ([\d.]+) req/s", re.M)
 _REQUESTS = re.compile(
@@ -58,14 +58,7 @@ def command(url: str, load: H2Load, warmup_s: int) -> list[str]:
 
 def run(argv: list[str], seconds: int) -> str:
     """h2load's report; the timeout only bites if h2load itself hangs."""
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"h2load exited {done.returncode}: {done.stderr.strip()[-300:]}")
-    return done.stdout
-
-
-def _ms(value: str, unit: str) -> float:
-    return round(float(value) * _UNIT_MS[unit], 3)
+    return run_load(argv, seconds + 30)
 
 
 def parse(report: str) -> H2loadResult:
@@ -86,9 +79,9 @@ def parse(report: str) -> H2loadResult:
         errored=errored,
         timeout=timeout,
         rps=float(finished.group(1)),
-        latency_min_ms=_ms(lows[0], lows[1]),
-        latency_max_ms=_ms(lows[2], lows[3]),
-        latency_mean_ms=_ms(lows[4], lows[5]),
-        latency_sd_ms=_ms(lows[6], lows[7]),
+        latency_min_ms=to_ms(lows[0], lows[1]),
+        latency_max_ms=to_ms(lows[2], lows[3]),
+        latency_mean_ms=to_ms(lows[4], lows[5]),
+        latency_sd_ms=to_ms(lows[6], lows[7]),
         statuses=dict(zip(("2xx", "3xx", "4xx", "5xx"), statuses, strict=True)),
     )

@@ -53,19 +53,29 @@ def _mib(kib: int) -> float:
     return round(kib / 1024, 1)
 
 
+def _record_memory(run: Run, proc: subprocess.Popen[bytes], sampler: proctree.PeakMemory) -> None:
+    """The peak RSS the sampler saw, the tree's PSS at the end of the run, and a check that
+    the server outlived it."""
+    run.rss_peak_mib, run.rss_samples = _mib(sampler.rss_kib), sampler.samples
+    run.pss_end_mib = _mib(proctree.pss_kib(proctree.tree(proc.pid)))
+    _check_alive(proc)
+
+
 def _check_alive(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is not None:
         raise proctree.ServerFailed(f"exited with code {proc.returncode} during the run")
 
 
 def _wrk_runs(run: Run, proc: subprocess.Popen[bytes], url: str, scenario: Scenario,
-              settings: Settings, holder: IdleHolder | None) -> None:  # fmt: skip
-    """Warm-up and measured wrk run; the idle counts are taken right around the latter."""
+              settings: Settings, holder: IdleHolder | None) -> proctree.PeakMemory:  # fmt: skip
+    """Warm-up and measured wrk run; the idle counts are taken right around the latter.
+
+    Returns the memory sampler of the measured run."""
     if settings.warmup_s:
         warm = dataclasses.replace(settings.load, duration_s=settings.warmup_s)
         wrk.run(wrk.command(url, warm, scenario), settings.warmup_s)
     start = holder.counts() if holder else None
-    with proctree.PeakRss(proc.pid) as sampler:
+    with proctree.peak_rss(proc.pid) as sampler:
         run.wrk_report = wrk.run(
             wrk.command(url, settings.load, scenario), settings.load.duration_s
         )
@@ -73,7 +83,7 @@ def _wrk_runs(run: Run, proc: subprocess.Popen[bytes], url: str, scenario: Scena
         run.idle = IdleResult.between(holder.count, start, holder.counts())
         if holder.error is not None:
             raise RuntimeError(f"the idle connection holder failed: {holder.error!r}")
-    run.rss_peak_mib, run.rss_samples = _mib(sampler.peak_kib), sampler.samples
+    return sampler
 
 
 def measure_wrk(
@@ -87,12 +97,11 @@ def measure_wrk(
         if holder:
             holder.start()
             holder.wait_open(IDLE_OPEN_TIMEOUT_S)
-        _wrk_runs(run, proc, url, scenario, settings, holder)
+        sampler = _wrk_runs(run, proc, url, scenario, settings, holder)
     finally:
         if holder:
             holder.close()
-    run.pss_end_mib = _mib(proctree.pss_kib(proctree.tree(proc.pid)))
-    _check_alive(proc)
+    _record_memory(run, proc, sampler)
     run.wrk = wrk.parse(run.wrk_report)
 
 
@@ -101,18 +110,16 @@ def measure_h2load(
 ) -> None:
     url = f"http://{HOST}:{port}{scenario.path}"
     argv = h2load.command(url, settings.h2, settings.warmup_s)
-    with proctree.PeakRss(proc.pid) as sampler:  # the warm-up is inside h2load's run
+    with proctree.peak_rss(proc.pid) as sampler:  # the warm-up is inside h2load's run
         run.h2load_report = h2load.run(argv, settings.warmup_s + settings.h2.duration_s)
-    run.rss_peak_mib, run.rss_samples = _mib(sampler.peak_kib), sampler.samples
-    run.pss_end_mib = _mib(proctree.pss_kib(proctree.tree(proc.pid)))
-    _check_alive(proc)
+    _record_memory(run, proc, sampler)
     run.h2load = h2load.parse(run.h2load_report)
 
 
 def measure_sse(
     run: Run, proc: subprocess.Popen[bytes], port: int, scenario: Scenario, settings: Settings
 ) -> None:
-    with proctree.PeakRss(proc.pid) as sampler:
+    with proctree.peak_rss(proc.pid) as sampler:
         fanout = sse_fanout.subscribe(
             port,
             settings.sse_subscribers,
@@ -120,9 +127,7 @@ def measure_sse(
             settings.load.duration_s,
             SSE_OPEN_TIMEOUT_S,
         )
-    run.rss_peak_mib, run.rss_samples = _mib(sampler.peak_kib), sampler.samples
-    run.pss_end_mib = _mib(proctree.pss_kib(proctree.tree(proc.pid)))
-    _check_alive(proc)
+    _record_memory(run, proc, sampler)
     run.sse = fanout
 
 

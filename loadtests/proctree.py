@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import IO
@@ -22,10 +21,10 @@ from servers import HERE, HOST
 
 # The /proc readings `pounce-sync bench` ships with; the harness uses the same ones.
 sys.path.insert(0, str(HERE.parent))
+from pounce_sync.bench import PeakMemory, pss_kib, rss_kib
 from pounce_sync.bench import process_tree as tree
-from pounce_sync.bench import pss_kib, rss_kib
 
-__all__ = ["pss_kib", "rss_kib", "tree"]
+__all__ = ["PeakMemory", "pss_kib", "rss_kib", "tree"]
 
 
 class ServerFailed(RuntimeError):
@@ -93,37 +92,13 @@ def _all_stats() -> dict[int, tuple[int, int]]:
     return stats
 
 
-class PeakRss:
-    """Samples the tree's summed VmRSS in a thread every `interval` s; keeps the peak.
+def peak_rss(root: int) -> PeakMemory:
+    """The tree's peak summed VmRSS, sampled every 0.1 s while the `with` block runs.
 
-    The tree is re-listed only every `relist` samples: scanning all of /proc costs CPU that
-    the server under test would otherwise have, and workers rarely come and go mid-run.
+    `pounce-sync bench`'s sampler without PSS; it re-lists the tree only every 10th sample,
+    since scanning all of /proc costs CPU that the server under test would otherwise have.
     """
-
-    def __init__(self, root: int, interval: float = 0.1, relist: int = 10) -> None:
-        self.root, self.interval, self.relist = root, interval, relist
-        self.peak_kib = 0
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
-
-    def __enter__(self) -> "PeakRss":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        pids: list[int] = []
-        while True:
-            if self.samples % self.relist == 0:
-                pids = tree(self.root)
-            self.peak_kib = max(self.peak_kib, rss_kib(pids))
-            self.samples += 1
-            if self._stop.wait(self.interval):
-                return
+    return PeakMemory(root, pss_every=0)
 
 
 def _group_alive(pgid: int) -> bool:

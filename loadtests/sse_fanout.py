@@ -20,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from proctree import PeakRss, free_port, start, stop, wait_until_answers  # noqa: E402
+from proctree import free_port, peak_rss, start, stop, wait_until_answers  # noqa: E402
 
 REQUEST = b"GET /?interval=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
 
@@ -128,7 +128,7 @@ def main() -> int:
     proc = start(server_argv(args.server, port, args.workers), HERE, log)
     try:
         wait_until_answers(proc, port, "/?interval=0.01&n=1", 30)
-        with PeakRss(proc.pid) as rss:
+        with peak_rss(proc.pid) as rss:
             got = subscribe(port, args.subscribers, args.interval, args.seconds)
         print(f"server: {args.server}, workers: {args.workers}")
         print(f"subscribers: {args.subscribers}, for {args.seconds:.0f} s, one event each "
@@ -137,7 +137,7 @@ def main() -> int:
         print(f"events per subscriber: min {got.events_min}, median {got.events_median}, "
               f"max {got.events_max}; total {got.events} of at most {got.expected} "
               f"({got.delivered:.1%})")  # fmt: skip
-        print(f"server peak RSS: {rss.peak_kib / 1024:.0f} MiB")
+        print(f"server peak RSS: {rss.rss_kib / 1024:.0f} MiB")
         return 0 if got.failed == 0 else 1
     finally:
         stop(proc)

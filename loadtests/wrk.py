@@ -3,6 +3,7 @@
 import re
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from scenarios import Scenario
 
@@ -52,15 +53,20 @@ def command(url: str, load: WrkLoad, scenario: Scenario) -> list[str]:
 
 def run(argv: list[str], duration_s: int) -> str:
     """wrk's report; the timeout only bites if wrk itself hangs."""
-    done = subprocess.run(
-        argv, capture_output=True, text=True, timeout=duration_s + 30, check=False
-    )
+    return run_load(argv, duration_s + 30)
+
+
+def run_load(argv: list[str], timeout_s: float) -> str:
+    """The report of a load generator (wrk, h2load); RuntimeError if it fails."""
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"wrk exited {done.returncode}: {done.stderr.strip()[-300:]}")
+        tool = Path(argv[0]).name
+        raise RuntimeError(f"{tool} exited {done.returncode}: {done.stderr.strip()[-300:]}")
     return done.stdout
 
 
-def _ms(value: str, unit: str) -> float:
+def to_ms(value: str, unit: str) -> float:
+    """A duration as wrk or h2load prints it ("1.23", "ms") in milliseconds."""
     return round(float(value) * _UNIT_MS[unit], 3)
 
 
@@ -69,7 +75,7 @@ def parse(report: str) -> WrkResult:
     rps, requests, latency = _RPS.search(report), _REQUESTS.search(report), _LATENCY.search(report)
     if rps is None or requests is None or latency is None:
         raise ValueError(f"not a wrk report:\n{report}")
-    percentiles = {p: _ms(v, u) for p, v, u in _PERCENTILE.findall(report)}
+    percentiles = {p: to_ms(v, u) for p, v, u in _PERCENTILE.findall(report)}
     if len(percentiles) != 4:
         raise ValueError(f"no latency distribution (was --latency given?):\n{report}")
     errors = _SOCKET_ERRORS.search(report)
@@ -78,8 +84,8 @@ def parse(report: str) -> WrkResult:
     return WrkResult(
         requests=int(requests.group(1)),
         rps=float(rps.group(1)),
-        latency_avg_ms=_ms(latency.group(1), latency.group(2)),
-        latency_max_ms=_ms(latency.group(3), latency.group(4)),
+        latency_avg_ms=to_ms(latency.group(1), latency.group(2)),
+        latency_max_ms=to_ms(latency.group(3), latency.group(4)),
         p50_ms=percentiles["50"],
         p75_ms=percentiles["75"],
         p90_ms=percentiles["90"],

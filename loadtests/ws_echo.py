@@ -23,7 +23,7 @@ from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Even
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from proctree import PeakRss, free_port, start, stop, wait_until_answers  # noqa: E402
+from proctree import free_port, peak_rss, start, stop, wait_until_answers  # noqa: E402
 
 
 class EchoClient:
@@ -107,14 +107,14 @@ def main() -> int:
     proc = start(server_argv(args.python, port, args.workers, args.worker_mode), HERE, log)
     try:
         wait_until_answers(proc, port, "/", 30)
-        with PeakRss(proc.pid) as rss:
+        with peak_rss(proc.pid) as rss:
             failed, seconds = asyncio.run(drive(port, args.clients, args.messages, args.size))
         trips = (args.clients - failed) * args.messages
         print(f"python: {args.python}, workers: {args.workers} ({args.worker_mode})")
         print(f"clients: {args.clients}, {args.messages} round trips of {args.size} bytes each")
         print(f"failed connections: {failed}")
         print(f"round trips: {trips} in {seconds:.2f} s = {trips / seconds:,.0f}/s")
-        print(f"server peak RSS: {rss.peak_kib / 1024:.0f} MiB")
+        print(f"server peak RSS: {rss.rss_kib / 1024:.0f} MiB")
         return 0 if failed == 0 else 1
     finally:
         stop(proc)

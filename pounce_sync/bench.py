@@ -222,12 +222,15 @@ def cpu_seconds(pids: Sequence[int]) -> float:
 
 
 class PeakMemory:
-    """Samples the tree's summed RSS (and, less often, PSS) in a thread; keeps the peaks."""
+    """Samples the tree's summed RSS (and, every `pss_every` samples, PSS; 0: never) in a
+    thread every SAMPLE_INTERVAL_S; keeps the peaks and counts the samples."""
 
-    def __init__(self, root: int) -> None:
+    def __init__(self, root: int, pss_every: int = PSS_EVERY) -> None:
         self.root = root
+        self.pss_every = pss_every
         self.rss_kib = 0
         self.pss_kib = 0
+        self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="peak-memory", daemon=True)
 
@@ -241,14 +244,13 @@ class PeakMemory:
 
     def _run(self) -> None:
         pids: list[int] = []
-        samples = 0
         while True:
-            if samples % RELIST_EVERY == 0:
+            if self.samples % RELIST_EVERY == 0:
                 pids = process_tree(self.root)
             self.rss_kib = max(self.rss_kib, rss_kib(pids))
-            if samples % PSS_EVERY == 0:
+            if self.pss_every and self.samples % self.pss_every == 0:
                 self.pss_kib = max(self.pss_kib, pss_kib(pids))
-            samples += 1
+            self.samples += 1
             if self._stop.wait(SAMPLE_INTERVAL_S):
                 return
 

@@ -271,10 +271,10 @@ class SyncWorker:
             scope = self._scope(conn, request, request_id)
             client = scope["client"]
             ok = self._run_app(scope, cycle)
+            if cycle.streamed and self.ctx.pool is not None:
+                self._streaming_paths.learn(split_target(request.target)[0])
         else:  # a WSGI app streams on this thread: no path is learned for the pool
             ok, client = self._wsgi.serve(conn, request, cycle, request_id)
-        if cycle.streamed and self.ctx.pool is not None and self._wsgi is None:
-            self._streaming_paths.learn(split_target(request.target)[0])
         if self.metrics is not None:
             elapsed = time.perf_counter() - started
             self.metrics.finished(request.method, cycle.status or 500, elapsed)

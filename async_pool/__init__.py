@@ -1,12 +1,20 @@
 """The AsyncPool: asyncio event-loop threads that own long-lived and multiplexed connections.
 
-Streaming HTTP/1.1, WebSocket and HTTP/2 connections are handed here by the sync
+Streaming HTTP/1.1, WebSocket and HTTP/2 connections, and the ends of responses
+that a slow reader could not take at once, are handed here by the sync
 workers through typed handoff objects (`handoffs`). The application runs once per
 request, here or on the sync path, never both. This package reuses the sans-I/O
 HTTP/1.1 codec and never imports the server's lifecycle modules.
 """
 
-from .handoffs import ClientSocket, Handoff, HTTP2Connection, StreamingRequest, WebSocketUpgrade
+from .handoffs import (
+    ClientSocket,
+    Handoff,
+    HTTP2Connection,
+    PendingWrite,
+    StreamingRequest,
+    WebSocketUpgrade,
+)
 from .pool import AsyncPool
 from .stats import PoolStats
 
@@ -15,6 +23,7 @@ __all__ = [
     "ClientSocket",
     "HTTP2Connection",
     "Handoff",
+    "PendingWrite",
     "PoolStats",
     "StreamingRequest",
     "WebSocketUpgrade",

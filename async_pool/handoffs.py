@@ -76,4 +76,19 @@ class HTTP2Connection:
     upgrade: Request | None = None
 
 
-Handoff = StreamingRequest | WebSocketUpgrade | HTTP2Connection
+@dataclass(frozen=True, slots=True)
+class PendingWrite:
+    """The end of a response that a slow reader had no room for; the app has finished.
+
+    The pool writes `data` under the write timeout, then gives the connection back
+    to the sync side with `buffered` (the next request's bytes) if `keep_alive`,
+    or closes it. Handed over so that a client that reads slowly holds no worker.
+    """
+
+    conn: ClientSocket
+    data: memoryview
+    keep_alive: bool
+    buffered: bytes
+
+
+Handoff = StreamingRequest | WebSocketUpgrade | HTTP2Connection | PendingWrite

@@ -20,7 +20,7 @@ from pounce_sync.default_headers import DefaultHeaders
 from pounce_sync.proxy_headers import TrustedProxies
 
 from .context import PoolContext, Resume
-from .handoffs import Handoff, HTTP2Connection, StreamingRequest, WebSocketUpgrade
+from .handoffs import Handoff, HTTP2Connection, PendingWrite, StreamingRequest, WebSocketUpgrade
 from .stats import PoolStats
 
 error_log = logging.getLogger("pounce_sync.error")
@@ -42,6 +42,10 @@ def _handler_for(handoff: Handoff) -> tuple[str, Handler]:
         from .http2 import serve_http2
 
         return "http2", serve_http2
+    if type(handoff) is PendingWrite:
+        from .pending_write import serve_pending_write
+
+        return "pending_write", serve_pending_write
     raise TypeError(f"not a handoff: {handoff!r}")
 
 

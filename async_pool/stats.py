@@ -7,7 +7,7 @@ that matters; the metrics endpoint reads a snapshot.
 import threading
 from collections import Counter
 
-KINDS = ("streaming", "websocket", "http2")
+KINDS = ("streaming", "websocket", "http2", "pending_write")
 
 
 class PoolStats:

@@ -118,3 +118,26 @@ def upload_wsgi(environ: Environ, start_response: StartResponse) -> Iterable[byt
         size += len(chunk)
         remaining -= len(chunk)
     return _wsgi_respond(start_response, TEXT, str(size).encode())
+
+
+HOSTILE_CHUNK = b"x" * 65536
+HOSTILE_SIZE = 20 * 1024 * 1024  # far more than any socket buffer holds
+
+
+async def hostile(scope: Scope, receive: Receive, send: Send) -> None:
+    """hostile_clients.py: 20 MiB streamed (/stream) or in one message (/whole); else hello."""
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+        return
+    path = scope["path"]
+    if path == "/whole":
+        await _respond(send, TEXT, b"x" * HOSTILE_SIZE)
+    elif path == "/stream":
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", TEXT)]}
+        )
+        for _ in range(HOSTILE_SIZE // len(HOSTILE_CHUNK)):
+            await send({"type": "http.response.body", "body": HOSTILE_CHUNK, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    else:
+        await _respond(send, TEXT, HELLO_BODY)

@@ -2,11 +2,15 @@
 
 The body is read from the socket only when the app calls `receive()`, so an
 upload is never buffered whole. A streaming response (`more_body=True`) is
-written chunk by chunk by this same worker: the app is never started twice.
+written chunk by chunk by this same thread (the app is never started twice),
+after `on_stream` lets the worker give up its seat; a response's last message is
+written without waiting, and what a slow reader has no room for is left in
+`unsent` for the worker to hand to the AsyncPool.
 """
 
 import asyncio
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from .connection import ClientDisconnected, Connection
@@ -51,12 +55,14 @@ class HTTPCycle:
         "continue_sent",
         "disconnected",
         "max_body_size",
+        "on_stream",
         "received",
         "request",
         "response_complete",
         "status",
         "stopping",
         "streamed",
+        "unsent",
         "writer",
     )
 
@@ -67,6 +73,7 @@ class HTTPCycle:
         writer: ResponseWriter,
         max_body_size: int,
         stopping: threading.Event,
+        on_stream: "Callable[[HTTPCycle], None] | None" = None,
     ) -> None:
         self.conn = conn
         self.stopping = stopping
@@ -81,6 +88,10 @@ class HTTPCycle:
         self.status = 0
         self.bytes_sent = 0
         self.streamed = False  # the body came in several messages: the path is learned
+        # Called once, at the first body message with more_body=True.
+        self.on_stream = on_stream
+        # The end of the response that the client had no room for yet (see _send_body).
+        self.unsent: memoryview | None = None
         self._pending: Any = None
         self._disconnect_waiter: asyncio.Future[None] | None = None
 
@@ -196,11 +207,18 @@ class HTTPCycle:
         data = self.writer.body(body, more_body)
         if not more_body:
             self.response_complete = True
-        else:
+        elif not self.streamed:
             self.streamed = True
+            if self.on_stream is not None:
+                self.on_stream(self)
         if data:
             try:
-                self.conn.send(data)
+                if more_body:
+                    self.conn.send(data)
+                else:
+                    # The app is done: what a slow reader has no room for is left to the
+                    # worker to hand on (SyncWorker), rather than waited for here.
+                    self.unsent = self.conn.send_what_fits(data)
             except ClientDisconnected:
                 self.disconnected = True
                 raise

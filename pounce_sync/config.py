@@ -210,6 +210,12 @@ class Config:
         "Path prefix whose requests go straight to the AsyncPool as streaming responses "
         "(repeatable).",
     )
+    limit_stream_threads: int = setting(
+        64,
+        "Threads a process may add so that a response found streaming on the sync path "
+        "does not hold a worker seat (its worker finishes it, a new thread takes the seat); "
+        "past it, such a response holds its worker until it ends. 0: never.",
+    )
     ws: bool = setting(True, "Accept WebSocket upgrades (needs wsproto).")
     ws_max_size: int = setting(
         16 * 1024 * 1024, "Largest WebSocket message in bytes; bigger ones close with 1009."
@@ -326,6 +332,8 @@ def _validate_async(config: Config) -> None:
         raise ConfigError("--async-threads must be at least 1")
     if config.async_backlog < 1:
         raise ConfigError("--async-backlog must be at least 1")
+    if config.limit_stream_threads < 0:
+        raise ConfigError("--limit-stream-threads must be 0 or more")
     for prefix in config.stream_path:
         if not prefix.startswith("/"):
             raise ConfigError(f"--stream-path must start with '/', got {prefix!r}")

@@ -109,6 +109,26 @@ class Connection:
         except OSError as exc:
             raise ClientDisconnected(str(exc)) from exc
 
+    def send_what_fits(self, data: bytes) -> memoryview | None:
+        """Write what the socket has room for now; the rest, or None if all of it went.
+
+        A response's last bytes go out this way: a client that reads slowly leaves a
+        remainder, which the AsyncPool writes, instead of holding this worker.
+        """
+        view = None
+        try:
+            sent = self.sock.send(data, socket.MSG_DONTWAIT)
+            if sent == len(data):
+                return None
+            view = memoryview(data)[sent:]
+            while view:
+                view = view[self.sock.send(view, socket.MSG_DONTWAIT) :]
+        except BlockingIOError:
+            return memoryview(data) if view is None else view
+        except OSError as exc:
+            raise ClientDisconnected(str(exc)) from exc
+        return None
+
     def input_says_gone(self) -> bool | None:
         """While a response is pending: True if the client left, False if it sent more
         (a pipelined request, left in the socket), None if nothing is decided yet."""
@@ -274,6 +294,19 @@ class TLSConnection(Connection):
                 raise ClientDisconnected(str(exc)) from exc
             if not ready:
                 raise ClientDisconnected("write timed out")
+
+    def send_what_fits(self, data: bytes) -> memoryview | None:
+        """As for plain connections. OpenSSL wants a write it refused retried with the
+        same bytes: the remainder starts where the refused write did."""
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[self.sock.send(view) :]
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                return view
+            except OSError as exc:
+                raise ClientDisconnected(str(exc)) from exc
+        return None
 
     def send_nowait(self, data: bytes) -> None:
         with contextlib.suppress(OSError):

@@ -26,19 +26,21 @@ _SUM_US = _BUCKET0 + len(BUCKETS) + 1
 _IN_FLIGHT = _SUM_US + 1
 THREAD_CELLS = _IN_FLIGHT + 1
 # A worker process's block: gauges it refreshes five times a second, its thread restarts,
-# and its AsyncPool's figures (PoolStats.snapshot() keys; the first four are counters).
+# and its AsyncPool's figures (PoolStats.snapshot() keys; the first five are counters).
 _OPEN, _PARKED, _THREAD_RESTARTS = range(3)
 POOL_KEYS = (
     "handoffs_streaming",
     "handoffs_websocket",
     "handoffs_http2",
+    "handoffs_pending_write",
     "rejected",
     "active_streaming",
     "active_websocket",
     "active_http2",
+    "active_pending_write",
     "h2_streams",
 )
-_POOL_COUNTERS = 4
+_POOL_COUNTERS = 5
 _POOL = 3
 PROCESS_CELLS = _POOL + len(POOL_KEYS)
 _PROCESS_RESTARTS = 0  # the supervisor's one cell
@@ -193,7 +195,7 @@ def _render_pool(metrics: SharedMetrics) -> list[str]:
     def pool(key: str) -> int:
         return _sum_processes(metrics, _POOL + POOL_KEYS.index(key))
 
-    kinds = ("streaming", "websocket", "http2")
+    kinds = ("streaming", "websocket", "http2", "pending_write")
     out = [
         "# HELP pounce_handoffs_total Connections handed to the AsyncPool, by kind.",
         "# TYPE pounce_handoffs_total counter",

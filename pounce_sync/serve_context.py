@@ -84,6 +84,9 @@ class ServeContext:
     on_request: Callable[[], None] | None = None
     pool: "AsyncPool | None" = None  # streaming, WebSocket and HTTP/2 go here
     streaming_paths: StreamingPaths = field(default_factory=lambda: StreamingPaths(()))
+    # detach(worker, cycle): the worker's response streams; True if a new thread took its
+    # seat in the poller (SyncWorker._stream_started). None: workers never detach.
+    detach: Callable[[Any, Any], bool] | None = None
     _paused: list[tuple[float, Listener]] = field(default_factory=list)
     _paused_lock: threading.Lock = field(default_factory=threading.Lock)
 

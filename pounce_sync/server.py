@@ -138,7 +138,11 @@ class Server:
         self._hangups = 0
         self._exit_code = EXIT_OK
         self._restarts = RestartBudget()
+        # Seats in the poller, and workers that left theirs to finish a streaming
+        # response (SyncWorker.leave_seat). Worker threads detach: both under the lock.
         self.workers: list[tuple[threading.Thread, SyncWorker]] = []
+        self._detached: list[tuple[threading.Thread, SyncWorker]] = []
+        self._seats_lock = threading.Lock()
         self.ctx: ServeContext | None = None
         self.pool: AsyncPool | None = None
 
@@ -209,7 +213,10 @@ class Server:
     def _replace_dead_workers(self) -> None:
         """A worker thread whose loop died is replaced, within the restart budget."""
         assert self.ctx is not None
-        for index, (thread, worker) in enumerate(self.workers):
+        with self._seats_lock:
+            seats = list(self.workers)
+            self._detached = [pair for pair in self._detached if pair[0].is_alive()]
+        for index, (thread, worker) in enumerate(seats):
             if thread.is_alive():
                 continue
             if worker.retired:
@@ -240,11 +247,38 @@ class Server:
         assert self.ctx is not None
         masked = _block_shutdown_signals()
         try:
-            self.workers[index] = start_worker_thread(
-                self.ctx, index + 1, self._thread_metrics(index), self._thread_request_limit()
-            )
+            with self._seats_lock:
+                self.workers[index] = start_worker_thread(
+                    self.ctx, index + 1, self._thread_metrics(index), self._thread_request_limit()
+                )
         finally:
             _restore_signal_mask(masked)
+
+    def _detach(self, worker: SyncWorker, cycle: Any) -> bool:
+        """`worker`'s response streams: a new thread takes its seat (see SyncWorker).
+
+        Called on the worker's thread, whose signal mask the new thread inherits.
+        False past --limit-stream-threads, or while draining: the worker keeps its seat.
+        """
+        assert self.ctx is not None
+        with self._seats_lock:
+            if self.ctx.stopping.is_set():
+                return False
+            self._detached = [pair for pair in self._detached if pair[0].is_alive()]
+            if len(self._detached) >= self.config.limit_stream_threads:
+                return False
+            index = next(i for i, (_, seated) in enumerate(self.workers) if seated is worker)
+            self._detached.append(self.workers[index])
+            metrics = worker.leave_seat(cycle)
+            self.workers[index] = start_worker_thread(
+                self.ctx, index + 1, metrics, self._thread_request_limit()
+            )
+        return True
+
+    def _all_workers(self) -> list[tuple[threading.Thread, SyncWorker]]:
+        """Seated and detached: the drain waits for both."""
+        with self._seats_lock:
+            return self.workers + self._detached
 
     def _thread_request_limit(self) -> int | None:
         """Threads retire on their own only when the process does not (see _process_retires)."""
@@ -290,6 +324,7 @@ class Server:
             trusted_proxies=trusted,
             pool=self.pool,
             streaming_paths=StreamingPaths(config.stream_path),
+            detach=self._detach if config.limit_stream_threads else None,
             unhealthy=unhealthy,
             limits=ParserLimits(
                 max_request_line=config.limit_request_line,
@@ -385,10 +420,11 @@ class Server:
         pool.stop(max(0.0, deadline - time.monotonic()))
         ctx.finished.set()
         self.poller.wake_all()
-        for thread, _ in self.workers:
+        workers = self._all_workers()
+        for thread, _ in workers:
             while thread.is_alive() and time.monotonic() < deadline:
                 thread.join(min(0.1, max(0.0, deadline - time.monotonic())))
-        stuck = [worker for thread, worker in self.workers if thread.is_alive()]
+        stuck = [worker for thread, worker in workers if thread.is_alive()]
         for worker in stuck:
             conn = worker.current
             if conn is not None:
@@ -427,7 +463,7 @@ class Server:
             self.poller.park(conn, deadline, 408)
 
     def _drained(self) -> bool:
-        idle = not any(worker.busy for _, worker in self.workers)
+        idle = not any(worker.busy for _, worker in self._all_workers())
         return idle and self.poller.parked_count == 0
 
     def _close_parked(self) -> None:

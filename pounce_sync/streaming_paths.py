@@ -1,9 +1,10 @@
 """Paths this process has seen stream on the sync path, so later requests go to the pool.
 
-The first streaming response on an unknown path is written by the sync worker
-that ran the app (the app never runs twice); from then on requests for that
-path are handed to the AsyncPool before the app runs, so they do not hold a
-worker thread. Bounded: once full, nothing more is learned.
+The first streaming response on an unknown path is finished by the thread that
+ran the app, which gives up its worker seat for it (the app never runs twice);
+from its first streamed message on, requests for that path are handed to the
+AsyncPool before the app runs, so they need no thread at all. Bounded: once
+full, nothing more is learned.
 """
 
 import threading

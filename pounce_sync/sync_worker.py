@@ -11,7 +11,14 @@ import threading
 import time
 from typing import Any
 
-from async_pool import ClientSocket, Handoff, HTTP2Connection, StreamingRequest, WebSocketUpgrade
+from async_pool import (
+    ClientSocket,
+    Handoff,
+    HTTP2Connection,
+    PendingWrite,
+    StreamingRequest,
+    WebSocketUpgrade,
+)
 
 from .access_format import AccessRecord, line_formatter
 from .asgi_http import ERROR_BODIES, HTTPCycle
@@ -66,6 +73,9 @@ class SyncWorker:
         self.max_requests = max_requests  # retire after this many (None: never)
         self.config = ctx.config
         self.current: Connection | None = None  # read by shutdown to unblock a stuck write
+        # A new thread took this worker's seat while it finishes a streaming response.
+        self.detached = False
+        self._request_started = 0.0
         self._stopping = ctx.stopping.is_set
         self._default_headers = DefaultHeaders(
             self.config.server_name if self.config.server_header else None,
@@ -104,6 +114,8 @@ class SyncWorker:
                     self.dispatch(fd)
                 finally:
                     self.busy = False
+                if self.detached:
+                    return  # our successor waits on the poller (and sees the rest of a batch)
             if self.retired:
                 return  # the server starts a replacement; our parked connections stay shared
 
@@ -252,7 +264,7 @@ class SyncWorker:
             if answered is not None:
                 return answered
         config = self.config
-        started = time.perf_counter()
+        started = self._request_started = time.perf_counter()
         if self.metrics is not None:
             self.metrics.started()
         keep_alive = request.keep_alive and not self._stopping()
@@ -266,14 +278,14 @@ class SyncWorker:
                 self._hand_off(conn, handoff)
                 return None
         writer = ResponseWriter(request, keep_alive, fields)
-        cycle = HTTPCycle(conn, request, writer, config.max_body_size, self.ctx.stopping)
+        cycle = HTTPCycle(
+            conn, request, writer, config.max_body_size, self.ctx.stopping, self._stream_started
+        )
         if self._wsgi is None:
             scope = self._scope(conn, request, request_id)
             client = scope["client"]
             ok = self._run_app(scope, cycle)
-            if cycle.streamed and self.ctx.pool is not None:
-                self._streaming_paths.learn(split_target(request.target)[0])
-        else:  # a WSGI app streams on this thread: no path is learned for the pool
+        else:
             ok, client = self._wsgi.serve(conn, request, cycle, request_id)
         if self.metrics is not None:
             elapsed = time.perf_counter() - started
@@ -282,7 +294,61 @@ class SyncWorker:
             self._access(client, request, cycle, started, request_id)
         # Not closed just because a drain began meanwhile: this response promised keep-alive,
         # so a next request may be on its way already (see _park).
-        return ok and writer.keep_alive and cycle.drain_body()
+        keep_open = ok and writer.keep_alive and cycle.drain_body()
+        if cycle.unsent is not None:
+            return self._finish_elsewhere(conn, cycle.unsent, keep_open)
+        return keep_open
+
+    def _stream_started(self, cycle: HTTPCycle) -> None:
+        """The app's response streams, maybe for ever: this worker leaves its seat.
+
+        The app keeps running here, once; a new thread takes the seat in the poller,
+        so the requests other connections have ready do not wait for the stream.
+        Later requests for the path go to the pool before their app runs (a WSGI
+        app has no pool handoffs: nothing is learned for it).
+        """
+        if self._wsgi is None and self.ctx.pool is not None:
+            self._streaming_paths.learn(split_target(cycle.request.target)[0])
+        if self.ctx.detach is not None and not self.detached:
+            self.ctx.detach(self, cycle)
+
+    def leave_seat(self, cycle: HTTPCycle) -> ThreadMetrics | None:
+        """Called by the server while it detaches this worker, on this worker's thread.
+
+        The request is counted now (its duration: to the first streamed byte) and the
+        seat's metric cells go to the successor: only one thread may write them.
+        """
+        self.detached = True
+        metrics, self.metrics = self.metrics, None
+        if metrics is not None:
+            elapsed = time.perf_counter() - self._request_started
+            metrics.finished(cycle.request.method, cycle.status, elapsed)
+        conn = self.current
+        if conn is not None:
+            # Out of the epoll set while it streams: a level-triggered registration
+            # (one worker per poller) would wake our successor for it over and over.
+            self.ctx.poller.forget(conn)
+        threading.current_thread().name += "-streaming"
+        return metrics
+
+    def _finish_elsewhere(
+        self, conn: Connection, unsent: memoryview, keep_open: bool
+    ) -> bool | None:
+        """The client reads slower than the app wrote: the pool writes the rest.
+
+        None: the connection went to the pool, with the next request's bytes if it
+        stays open. With the pool full, this worker waits for the client itself.
+        """
+        if self.ctx.pool is not None:
+            buffered = conn.parser.buffered if keep_open else b""
+            handoff = PendingWrite(_client_socket(conn), unsent, keep_open, buffered)
+            if self._give_to_pool(conn, handoff):
+                return None
+        try:
+            conn.send(unsent)  # type: ignore[arg-type]
+        except ClientDisconnected:
+            return False
+        return keep_open
 
     def _answer_without_app(self, conn: Connection, request: Request) -> bool | None:
         """Limits and the server's own endpoints; None when the app should run."""
@@ -346,16 +412,21 @@ class SyncWorker:
         )
 
     def _hand_off(self, conn: Connection, handoff: Handoff) -> None:
-        """Give `conn` to the AsyncPool; from here on this thread never touches its socket."""
+        """Give `conn` to the AsyncPool before its app runs; a full pool answers 503."""
+        if not self._give_to_pool(conn, handoff):
+            error_log.warning("AsyncPool full; answering 503 to %s", conn.client)
+            conn.send_nowait(simple_response(503, ERROR_BODIES[503]))
+            self._close(conn)
+
+    def _give_to_pool(self, conn: Connection, handoff: Handoff) -> bool:
+        """True: the pool owns `conn` now, and this thread never touches its socket again."""
         pool = self.ctx.pool
         assert pool is not None
         self.ctx.poller.forget(conn)
         if not pool.submit(handoff):
-            error_log.warning("AsyncPool full; answering 503 to %s", conn.client)
-            conn.send_nowait(simple_response(503, ERROR_BODIES[503]))
-            self._close(conn)
-            return
+            return False
         self.ctx.connections.release()
+        return True
 
     def _prior_knowledge_h2(self, conn: Connection) -> bool:
         """A connection opening with the HTTP/2 preface goes to the pool; True if it went.

@@ -164,8 +164,21 @@ class WSGIResponse:
             self._send(b"".join(result), False)  # type: ignore[arg-type]
             return
         for block in result:
-            self.write(block)
-        self._send(b"", False)
+            if not self.head_sent and block and len(block) == self._declared_length():
+                # The first block is the whole body the app declared (what frameworks
+                # return for a plain response): one message, not a stream, so it is
+                # written without waiting and holds nothing (see HTTPCycle).
+                self._send(block, False)
+            else:
+                self.write(block)
+        if not self.cycle.response_complete:
+            self._send(b"", False)
+
+    def _declared_length(self) -> int | None:
+        for name, value in self._headers:
+            if name.lower() == b"content-length":
+                return int(value) if value.isdigit() else None
+        return None
 
     def _send(self, data: bytes, more_body: bool) -> None:
         if type(data) is not bytes:

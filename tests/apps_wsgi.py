@@ -171,6 +171,10 @@ def app(environ: Environ, start_response: StartResponse) -> Any:
     if path == "/thread":
         start_response("200 OK", TEXT)
         return [f"{query.get('n', '')} {threading.current_thread().name}".encode()]
+    if path == "/ident":  # which thread: a body in an iterator with its length, as Flask's
+        body = str(threading.get_ident()).encode()
+        start_response("200 OK", [*TEXT, ("Content-Length", str(len(body)))])
+        return iter([body])
     start_response("200 OK", TEXT)
     return [b"hello wsgi"]
 

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pounce_sync.access_format import AccessFormatter
+from pounce_sync.asgi.proxy import TrustedProxies
 from pounce_sync.config import Config
-from pounce_sync.default_headers import DefaultHeaders
-from pounce_sync.proxy_headers import TrustedProxies
+from pounce_sync.http1.default_fields import DefaultHeaders
+from pounce_sync.observe.access_log import AccessFormatter
 
 from .handoffs import ClientSocket
 from .stats import PoolStats

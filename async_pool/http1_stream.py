@@ -11,9 +11,6 @@ import logging
 import time
 from typing import Any
 
-from pounce_sync.access_format import AccessRecord
-from pounce_sync.asgi_http import CONTINUE_RESPONSE, ERROR_BODIES, disconnect_message
-from pounce_sync.connection import ClientDisconnected
 from pounce_sync.http1 import (
     NEED_DATA,
     BodyFraming,
@@ -24,6 +21,9 @@ from pounce_sync.http1 import (
     ResponseWriter,
     simple_response,
 )
+from pounce_sync.observe.access_log import AccessRecord
+from pounce_sync.worker.asgi_http import CONTINUE_RESPONSE, ERROR_BODIES, disconnect_message
+from pounce_sync.worker.connection import ClientDisconnected
 
 from .context import PoolContext
 from .handoffs import StreamingRequest

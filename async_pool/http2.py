@@ -28,10 +28,10 @@ from h2.settings import SettingCodes, Settings
 from hyperframe.exceptions import HyperframeError
 from hyperframe.frame import GoAwayFrame
 
-from pounce_sync.access_format import AccessRecord
+from pounce_sync.asgi.request_id import find_or_make_request_id
 from pounce_sync.config import Config
 from pounce_sync.http1 import Request, simple_response
-from pounce_sync.request_id import find_or_make_request_id
+from pounce_sync.observe.access_log import AccessRecord
 
 from .context import PoolContext
 from .handoffs import HTTP2Connection

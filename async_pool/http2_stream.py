@@ -17,12 +17,12 @@ from urllib.parse import unquote
 
 from h2.errors import ErrorCodes
 
-from pounce_sync.asgi_http import disconnect_message
-from pounce_sync.asgi_scope import split_target
-from pounce_sync.connection import ClientDisconnected
+from pounce_sync.asgi.proxy import apply_to_scope
+from pounce_sync.asgi.proxy import resolve as resolve_forwarded
+from pounce_sync.asgi.scope import split_target
 from pounce_sync.http1 import BodyFraming, Request
-from pounce_sync.proxy_headers import apply_to_scope
-from pounce_sync.proxy_headers import resolve as resolve_forwarded
+from pounce_sync.worker.asgi_http import disconnect_message
+from pounce_sync.worker.connection import ClientDisconnected
 
 from .context import PoolContext
 from .handoffs import ClientSocket

@@ -14,10 +14,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pounce_sync.access_format import line_formatter
+from pounce_sync.asgi.proxy import TrustedProxies
 from pounce_sync.config import Config
-from pounce_sync.default_headers import DefaultHeaders
-from pounce_sync.proxy_headers import TrustedProxies
+from pounce_sync.http1.default_fields import DefaultHeaders
+from pounce_sync.observe.access_log import line_formatter
 
 from .context import PoolContext, Resume
 from .handoffs import Handoff, HTTP2Connection, PendingWrite, StreamingRequest, WebSocketUpgrade

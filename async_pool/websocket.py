@@ -32,7 +32,6 @@ from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import LocalProtocolError as FrameStateError
 from wsproto.utilities import generate_accept_token, split_comma_header
 
-from pounce_sync.access_format import AccessRecord
 from pounce_sync.http1 import (
     LocalProtocolError,
     Request,
@@ -40,6 +39,7 @@ from pounce_sync.http1 import (
     encode_fields,
     status_line,
 )
+from pounce_sync.observe.access_log import AccessRecord
 
 from .context import PoolContext
 from .handoffs import WebSocketUpgrade

@@ -21,8 +21,8 @@ from servers import HERE, HOST
 
 # The /proc readings `pounce-sync bench` ships with; the harness uses the same ones.
 sys.path.insert(0, str(HERE.parent))
-from pounce_sync.bench import PeakMemory, pss_kib, rss_kib
-from pounce_sync.bench import process_tree as tree
+from pounce_sync.bench.runner import PeakMemory, pss_kib, rss_kib
+from pounce_sync.bench.runner import process_tree as tree
 
 __all__ = ["PeakMemory", "pss_kib", "rss_kib", "tree"]
 

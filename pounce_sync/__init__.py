@@ -9,13 +9,14 @@ blocks until SIGINT/SIGTERM and returns the exit code, like the command line.
 
 from typing import Any
 
-__version__ = "0.1.0"
+from .version import __version__
 
 
 def run(app: Any, **settings: Any) -> int:
     """Serve `app` (an import string, or an ASGI or WSGI callable) with `Config` settings."""
+    from pounce_sync.server.lifecycle import run_config
+
     from .config import Config
-    from .server import run_config
 
     if isinstance(app, str):
         return run_config(Config(app=app, **settings))

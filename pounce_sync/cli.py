@@ -75,14 +75,14 @@ def config_from_args(argv: list[str] | None = None) -> Config:
 def main(argv: list[str] | None = None) -> NoReturn:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["bench"]:  # a subcommand: its flags are not server settings
-        from .bench import main as bench_main
+        from pounce_sync.bench.runner import main as bench_main
 
         sys.exit(bench_main(args[1:]))
     config = config_from_args(argv)
     if config.reload:  # a parent that restarts the server as a child on every change
-        from .reload import run_reloader
+        from pounce_sync.server.reload import run_reloader
 
         sys.exit(run_reloader(config, sys.argv[1:] if argv is None else argv))
-    from .server import run_config
+    from pounce_sync.server.lifecycle import run_config
 
     sys.exit(run_config(config))

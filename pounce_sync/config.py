@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-from .proxy_headers import parse_trusted
+from pounce_sync.asgi.proxy import parse_trusted
 
 LifespanMode = Literal["auto", "on", "off"]
 WorkerMode = Literal["auto", "thread", "process"]

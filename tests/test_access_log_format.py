@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from pounce_sync.access_format import AccessRecord, compile_format
 from pounce_sync.http1 import BodyFraming, Request
+from pounce_sync.observe.access_log import AccessRecord, compile_format
 
 from .server_process import exchange, running_server
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pounce_sync.asgi_scope import build_http_scope, split_target
+from pounce_sync.asgi.scope import build_http_scope, split_target
 from pounce_sync.http1 import ParserLimits, parse_head
 
 from .server_process import ServerProcess, exchange, running_server

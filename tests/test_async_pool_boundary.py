@@ -4,11 +4,11 @@ import subprocess
 import sys
 
 LIFECYCLE = (
-    "pounce_sync.server",
-    "pounce_sync.process_supervisor",
-    "pounce_sync.sync_worker",
-    "pounce_sync.idle_poller",
-    "pounce_sync.lifespan",
+    "pounce_sync.server.lifecycle",
+    "pounce_sync.server.supervisor",
+    "pounce_sync.worker.sync_worker",
+    "pounce_sync.worker.idle_poller",
+    "pounce_sync.server.lifespan",
 )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pounce_sync import bench
+from pounce_sync.bench import runner as bench
 from tests.server_process import running_server
 
 LOADTESTS = Path(__file__).resolve().parent.parent / "loadtests"

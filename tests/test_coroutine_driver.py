@@ -5,7 +5,7 @@ import contextvars
 
 import pytest
 
-from pounce_sync.coroutine_driver import EagerDriver, LoopDriver, make_driver
+from pounce_sync.worker.coroutine_driver import EagerDriver, LoopDriver, make_driver
 
 DRIVERS = [EagerDriver, LoopDriver]
 request_id: contextvars.ContextVar[int] = contextvars.ContextVar("request_id")

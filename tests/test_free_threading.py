@@ -5,7 +5,7 @@ import subprocess
 import sys
 import sysconfig
 
-from pounce_sync.runtime import gil_enabled
+from pounce_sync.server.runtime import gil_enabled
 
 FREE_THREADED_BUILD = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 
@@ -18,7 +18,7 @@ def test_ci_free_threaded_run_is_really_free_threaded() -> None:
 def test_gil_state_after_importing_the_server_and_its_dependencies() -> None:
     code = (
         "import sys, warnings; warnings.simplefilter('error', RuntimeWarning);"
-        "import pounce_sync.server, pounce_sync.cli, pounce_sync.http1, async_pool;"
+        "import pounce_sync.server.lifecycle, pounce_sync.cli, pounce_sync.http1, async_pool;"
         "print(sys._is_gil_enabled() if hasattr(sys, '_is_gil_enabled') else True)"
     )
     out = subprocess.run(

@@ -22,13 +22,13 @@ from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessa
 
 from async_pool import AsyncPool
 from pounce_sync.config import Config
-from pounce_sync.connection import Connection
-from pounce_sync.coroutine_driver import make_driver
 from pounce_sync.http1 import ParserLimits
-from pounce_sync.idle_poller import IdlePoller
-from pounce_sync.serve_context import ServeContext
-from pounce_sync.streaming_paths import StreamingPaths
-from pounce_sync.sync_worker import SyncWorker
+from pounce_sync.worker.connection import Connection
+from pounce_sync.worker.context import ServeContext
+from pounce_sync.worker.coroutine_driver import make_driver
+from pounce_sync.worker.idle_poller import IdlePoller
+from pounce_sync.worker.streaming_paths import StreamingPaths
+from pounce_sync.worker.sync_worker import SyncWorker
 
 TIMEOUT = 10.0
 WORKER_THREAD = "sync-worker-under-test"

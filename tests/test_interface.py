@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from pounce_sync.interface import detect_interface, resolve_interface
+from pounce_sync.server.interface import detect_interface, resolve_interface
 
 from .apps_wsgi import ASGI2App, FlaskLike, app, wsgi_with_default
 from .server_process import read_response, running_server

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from pounce_sync.metrics import MetricsLayout, SharedMetrics
+from pounce_sync.observe.metrics import MetricsLayout, SharedMetrics
 
 from .server_process import ServerProcess, exchange, read_response, running_server
 

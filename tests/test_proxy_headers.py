@@ -2,7 +2,7 @@
 
 import pytest
 
-from pounce_sync.proxy_headers import Forwarded, parse_trusted, resolve
+from pounce_sync.asgi.proxy import Forwarded, parse_trusted, resolve
 
 LOCAL = parse_trusted("127.0.0.1")
 NETS = parse_trusted("127.0.0.1, 10.0.0.0/8, ::1")

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from pounce_sync.config import Config
-from pounce_sync.reload import FileWatcher
+from pounce_sync.server.reload import FileWatcher
 
 from .server_process import ServerProcess, read_until_closed
 

@@ -19,14 +19,16 @@ from async_pool import (
     StreamingRequest,
     WebSocketUpgrade,
 )
-
-from .access_format import AccessRecord, line_formatter
-from .asgi_http import ERROR_BODIES, HTTPCycle
-from .asgi_scope import build_http_scope, build_websocket_scope, reuse_http_scope, split_target
-from .connection import ClientDisconnected, Connection
-from .coroutine_driver import CoroutineDriver, make_driver
-from .default_headers import DefaultHeaders
-from .http1 import (
+from pounce_sync.asgi.proxy import apply_to_scope
+from pounce_sync.asgi.proxy import resolve as resolve_forwarded
+from pounce_sync.asgi.request_id import find_or_make_request_id
+from pounce_sync.asgi.scope import (
+    build_http_scope,
+    build_websocket_scope,
+    reuse_http_scope,
+    split_target,
+)
+from pounce_sync.http1 import (
     NEED_DATA,
     BodyFraming,
     ConnectionClosed,
@@ -37,12 +39,15 @@ from .http1 import (
     ResponseWriter,
     simple_response,
 )
+from pounce_sync.http1.default_fields import DefaultHeaders
+from pounce_sync.observe.access_log import AccessRecord, line_formatter
+from pounce_sync.observe.metrics import ThreadMetrics
+
+from .asgi_http import ERROR_BODIES, HTTPCycle
+from .connection import ClientDisconnected, Connection
+from .context import Listener, ServeContext
+from .coroutine_driver import CoroutineDriver, make_driver
 from .idle_poller import has_input
-from .metrics import ThreadMetrics
-from .proxy_headers import apply_to_scope
-from .proxy_headers import resolve as resolve_forwarded
-from .request_id import find_or_make_request_id
-from .serve_context import Listener, ServeContext
 from .wsgi import WSGIGateway
 
 error_log = logging.getLogger("pounce_sync.error")

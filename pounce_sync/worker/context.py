@@ -10,12 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .config import Config
+from pounce_sync.asgi.proxy import TrustedProxies
+from pounce_sync.config import Config
+from pounce_sync.http1 import ParserLimits
+from pounce_sync.observe.metrics import SharedMetrics
+
 from .connection import Connection, TLSConnection
-from .http1 import ParserLimits
 from .idle_poller import IdlePoller
-from .metrics import SharedMetrics
-from .proxy_headers import TrustedProxies
 from .streaming_paths import StreamingPaths
 
 if TYPE_CHECKING:

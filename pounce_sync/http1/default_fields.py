@@ -3,7 +3,7 @@
 import time
 from email.utils import formatdate
 
-from .http1 import encode_fields
+from pounce_sync.http1 import encode_fields
 
 
 class DefaultHeaders:

@@ -13,13 +13,14 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes
 
+from pounce_sync.asgi.proxy import TrustedProxies, apply_to_environ, resolve
+from pounce_sync.asgi.scope import split_target
+from pounce_sync.config import Config
+from pounce_sync.http1 import BodyFraming, LocalProtocolError, Request
+from pounce_sync.server.runtime import choose_worker_mode
+
 from .asgi_http import HTTPCycle
-from .asgi_scope import split_target
-from .config import Config
 from .connection import ClientDisconnected, Connection
-from .http1 import BodyFraming, LocalProtocolError, Request
-from .proxy_headers import TrustedProxies, apply_to_environ, resolve
-from .runtime import choose_worker_mode
 
 error_log = logging.getLogger("pounce_sync.error")
 

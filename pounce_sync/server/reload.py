@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from .config import Config
-from .logs import LogConfigError, configure_logging
+from pounce_sync.config import Config
+from pounce_sync.observe.logs import LogConfigError, configure_logging
 
 error_log = logging.getLogger("pounce_sync.error")
 

@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from .asgi_scope import split_target
-from .http1 import Request
+from pounce_sync.asgi.scope import split_target
+from pounce_sync.http1 import Request
 
 
 class AccessRecord(NamedTuple):

@@ -3,7 +3,7 @@
 from typing import Any
 from urllib.parse import unquote
 
-from .http1 import Request
+from pounce_sync.http1 import Request
 
 _HTTP_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
 

@@ -15,24 +15,24 @@ from types import FrameType
 from typing import Any
 
 from async_pool import AsyncPool, ClientSocket
+from pounce_sync.asgi.proxy import parse_trusted
+from pounce_sync.config import Config
+from pounce_sync.http1 import ParserLimits, simple_response
+from pounce_sync.observe.logs import LogConfigError, configure_logging
+from pounce_sync.observe.metrics import MetricsLayout, SharedMetrics, ThreadMetrics
+from pounce_sync.version import __version__
+from pounce_sync.worker.context import ConnectionCounter, Listener, ServeContext
+from pounce_sync.worker.idle_poller import IdlePoller
+from pounce_sync.worker.streaming_paths import StreamingPaths
+from pounce_sync.worker.sync_worker import SyncWorker, start_worker_thread
 
-from . import __version__
-from .config import Config
 from .diagnostic_app import make_diagnostic_app
-from .http1 import ParserLimits, simple_response
-from .idle_poller import IdlePoller
 from .importer import AppImportError, load_app
 from .interface import resolve_interface
 from .lifespan import Lifespan, LifespanFailure
 from .listeners import BindError, bind_listeners, describe_listener
-from .logs import LogConfigError, configure_logging
-from .metrics import MetricsLayout, SharedMetrics, ThreadMetrics
-from .proxy_headers import parse_trusted
 from .restart_budget import RestartBudget
 from .runtime import choose_worker_mode, gil_enabled, raise_open_files_limit
-from .serve_context import ConnectionCounter, Listener, ServeContext
-from .streaming_paths import StreamingPaths
-from .sync_worker import SyncWorker, start_worker_thread
 from .tls import TLSConfigError
 
 error_log = logging.getLogger("pounce_sync.error")
@@ -63,7 +63,7 @@ def run_config(config: Config, app: Any = None) -> int:
         return EXIT_ERROR
     _log_start(config, mode, why, interface_why)
     if mode == "process" and config.worker_count > 1:
-        from .process_supervisor import ProcessSupervisor
+        from .supervisor import ProcessSupervisor
 
         return ProcessSupervisor(config, app, listeners).run()
     threads = config.worker_count if mode == "thread" else config.threads

@@ -13,7 +13,7 @@ import sysconfig
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from .runtime import gil_enabled
+from pounce_sync.server.runtime import gil_enabled
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

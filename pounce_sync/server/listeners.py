@@ -6,8 +6,9 @@ import os
 import socket
 import stat
 
-from .config import Config
-from .serve_context import Listener
+from pounce_sync.config import Config
+from pounce_sync.worker.context import Listener
+
 from .tls import build_ssl_context
 
 

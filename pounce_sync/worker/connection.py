@@ -14,7 +14,7 @@ import ssl
 import struct
 from typing import Any
 
-from .http1 import ParserLimits, Request, RequestParser
+from pounce_sync.http1 import ParserLimits, Request, RequestParser
 
 RECV_SIZE = 65536
 error_log = logging.getLogger("pounce_sync.error")

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Any, NoReturn
 
 HOST = "127.0.0.1"
-BUILTIN_PREFIX = "pounce_sync.bench_apps:"
+BUILTIN_PREFIX = "pounce_sync.bench.apps:"
 DEFAULT_APP = BUILTIN_PREFIX + "hello"
 MODES = ("thread", "process")
 WARMUP_S = 1
@@ -305,7 +305,7 @@ def wait_until_answers(proc: subprocess.Popen[bytes], port: int, path: str) -> N
 
 def server_facts(port: int) -> dict[str, Any] | None:
     """Interpreter facts from the built-in apps' runtime path; None if it does not answer."""
-    from .bench_apps import RUNTIME_PATH
+    from .apps import RUNTIME_PATH
 
     try:
         status, body = _get(port, RUNTIME_PATH, timeout=5.0)

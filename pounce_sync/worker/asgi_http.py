@@ -13,8 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .connection import ClientDisconnected, Connection
-from .http1 import (
+from pounce_sync.http1 import (
     NEED_DATA,
     BodyFraming,
     Data,
@@ -24,6 +23,8 @@ from .http1 import (
     ResponseWriter,
     simple_response,
 )
+
+from .connection import ClientDisconnected, Connection
 
 
 def disconnect_message() -> dict[str, Any]:

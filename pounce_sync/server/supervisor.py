@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, NoReturn
 
-from .config import Config
+from pounce_sync.config import Config
+from pounce_sync.observe.metrics import MetricsLayout, SharedMetrics
+from pounce_sync.worker.context import Listener
+
 from .listeners import describe_listener
-from .metrics import MetricsLayout, SharedMetrics
 from .restart_budget import RestartBudget
-from .serve_context import Listener
 
 error_log = logging.getLogger("pounce_sync.error")
 
@@ -108,7 +109,7 @@ class ProcessSupervisor:
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(signum, signal.SIG_DFL)
             threading.current_thread().name = f"process-{slot}"
-            from .server import Server
+            from .lifecycle import Server
 
             def ready() -> None:
                 os.write(ready_w, b"R")

@@ -11,8 +11,8 @@ order OpenSSL reads them.
 
 import ssl
 
-from .config import Config
-from .connection import ServerSSLSocket
+from pounce_sync.config import Config
+from pounce_sync.worker.connection import ServerSSLSocket
 
 
 class TLSConfigError(Exception):

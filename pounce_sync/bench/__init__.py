@@ -1,0 +1,1 @@
+"""`pounce-sync bench`: worker threads against worker processes on one interpreter."""

@@ -1,0 +1,1 @@
+"""What the server tells its operators: metrics, logging set-up, the access log."""

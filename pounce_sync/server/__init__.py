@@ -1,0 +1,1 @@
+"""The server layer: config to running workers: load, bind, lifespan, supervise, reload, drain."""

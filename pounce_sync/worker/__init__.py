@@ -1,0 +1,1 @@
+"""The sync path: worker threads, their connections, the idle poller, the ASGI and WSGI shells."""

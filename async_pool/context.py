@@ -4,12 +4,12 @@ import asyncio
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pounce_sync.asgi.proxy import TrustedProxies
 from pounce_sync.config import Config
+from pounce_sync.http1 import Request
 from pounce_sync.http1.default_fields import DefaultHeaders
-from pounce_sync.observe.access_log import AccessFormatter
 
 from .handoffs import ClientSocket
 from .stats import PoolStats
@@ -17,6 +17,39 @@ from .stats import PoolStats
 # Give a keep-alive HTTP/1.1 connection back to the sync side, with the bytes of the
 # next request(s) that were already read. Thread-safe; called on a loop thread.
 Resume = Callable[[ClientSocket, bytes], None]
+
+
+class AccessLogger(Protocol):
+    """The server's access log (observe.access_log.AccessLog), handed to the pool."""
+
+    enabled: bool
+
+    def log(
+        self,
+        client: tuple[str, int] | None,
+        request: Request,
+        status: int,
+        bytes_sent: int,
+        started: float,
+        request_id: bytes | None,
+    ) -> None: ...
+
+    def log_websocket(
+        self, client: tuple[str, int] | None, request: Request, status: int, started: float
+    ) -> None: ...
+
+
+class _NoAccessLog:
+    enabled = False
+
+    def log(self, *args: Any) -> None:
+        pass
+
+    def log_websocket(self, *args: Any) -> None:
+        pass
+
+
+NO_ACCESS_LOG: AccessLogger = _NoAccessLog()
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +64,7 @@ class PoolContext:
     # streaming responses get `connection: close`. Owned by this loop.
     shutdown: asyncio.Event
     stats: PoolStats
-    access_line: AccessFormatter  # --access-log-format, compiled once per loop thread
+    access_log: AccessLogger
     # Set by the server from the first shutdown signal (--drain-delay): health says 503.
     unhealthy: threading.Event
 

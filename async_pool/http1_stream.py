@@ -11,7 +11,9 @@ import logging
 import time
 from typing import Any
 
+from pounce_sync.asgi.disconnect import ClientDisconnected, disconnect_message
 from pounce_sync.http1 import (
+    CONTINUE_HEAD,
     NEED_DATA,
     BodyFraming,
     Data,
@@ -19,18 +21,14 @@ from pounce_sync.http1 import (
     LocalProtocolError,
     ProtocolError,
     ResponseWriter,
-    simple_response,
+    error_response,
 )
-from pounce_sync.observe.access_log import AccessRecord
-from pounce_sync.worker.asgi_http import CONTINUE_RESPONSE, ERROR_BODIES, disconnect_message
-from pounce_sync.worker.connection import ClientDisconnected
 
 from .context import PoolContext
 from .handoffs import StreamingRequest
 from .socket_stream import AsyncSocket, ConnectionLost
 
 error_log = logging.getLogger("pounce_sync.error")
-access_log = logging.getLogger("pounce_sync.access")
 
 # Pipelined bytes read while watching for a disconnect: past this, stop reading.
 _MAX_READ_AHEAD = 65536
@@ -105,7 +103,7 @@ class StreamingExchange:
             if self.request.expect_continue and not self.continue_sent:
                 self.continue_sent = True
                 if not self.writer.started:
-                    await self.stream.send_all(CONTINUE_RESPONSE)
+                    await self.stream.send_all(CONTINUE_HEAD)
             timeout = self.ctx.config.timeout_body_read
             data = await asyncio.wait_for(self.stream.recv(), timeout)
             if not data:
@@ -115,7 +113,7 @@ class StreamingExchange:
     async def _abort(self, status: int) -> dict[str, Any]:
         if not self.writer.started:
             try:
-                await self.stream.send_all(simple_response(status, ERROR_BODIES[status]))
+                await self.stream.send_all(error_response(status))
             except ConnectionLost:
                 pass
             self.status = status
@@ -203,7 +201,7 @@ class StreamingExchange:
     async def _fail(self) -> None:
         if not self.writer.started and not self.gone.is_set():
             try:
-                await self.stream.send_all(simple_response(500, ERROR_BODIES[500]))
+                await self.stream.send_all(error_response(500))
             except ConnectionLost:
                 pass
             self.status = 500
@@ -244,20 +242,15 @@ async def serve_streaming(handoff: StreamingRequest, ctx: PoolContext) -> None:
             ctx.resume(handoff.conn, handoff.parser.buffered)
         else:
             stream.close()
-        _log_access(exchange, started)
-
-
-def _log_access(exchange: StreamingExchange, started: float) -> None:
-    if not access_log.isEnabledFor(logging.INFO) or not exchange.ctx.config.access_log:
-        return
-    scope = exchange.handoff.scope
-    request_id = scope.get("extensions", {}).get("request_id", {}).get("id")
-    record = AccessRecord(
-        scope.get("client"),
-        exchange.request,
-        exchange.status,
-        exchange.bytes_sent,
-        time.perf_counter() - started,
-        request_id.encode("ascii") if request_id else None,
-    )
-    access_log.info(exchange.ctx.access_line(record))
+        access = ctx.access_log
+        if access.enabled:
+            scope = handoff.scope
+            request_id = scope.get("extensions", {}).get("request_id", {}).get("id")
+            access.log(
+                scope.get("client"),
+                exchange.request,
+                exchange.status,
+                exchange.bytes_sent,
+                started,
+                request_id.encode("ascii") if request_id else None,
+            )

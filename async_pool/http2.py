@@ -30,8 +30,7 @@ from hyperframe.frame import GoAwayFrame
 
 from pounce_sync.asgi.request_id import find_or_make_request_id
 from pounce_sync.config import Config
-from pounce_sync.http1 import Request, simple_response
-from pounce_sync.observe.access_log import AccessRecord
+from pounce_sync.http1 import Request, error_body, error_response, informational_head
 
 from .context import PoolContext
 from .handoffs import HTTP2Connection
@@ -45,12 +44,10 @@ from .http2_stream import (
     request_from_h2,
     request_from_upgrade,
     response_headers,
-    status_body,
 )
 from .socket_stream import AsyncSocket, ConnectionLost
 
 error_log = logging.getLogger("pounce_sync.error")
-access_log = logging.getLogger("pounce_sync.access")
 
 HIGH_WATER = 256 * 1024  # bytes queued for the socket before senders and the reader wait
 LOW_WATER = 64 * 1024
@@ -59,7 +56,7 @@ LOW_WATER = 64 * 1024
 # other streams when one app stops reading.
 CONNECTION_WINDOW = 1 << 20
 DEFAULT_WINDOW = 65535
-_SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+_SWITCHING = informational_head(101, [(b"connection", b"Upgrade"), (b"upgrade", b"h2c")])
 
 
 class FrameWriter:
@@ -252,7 +249,7 @@ class H2Server:
         try:
             self.conn.initiate_upgrade_connection(_settings_header(request))
         except (binascii.Error, ValueError, HyperframeError, h2.exceptions.ProtocolError):
-            self.writer.write(simple_response(400, b"Bad Request\n"))
+            self.writer.write(error_response(400))
             self._end()
             return
         self.writer.write(_SWITCHING)
@@ -366,13 +363,14 @@ class H2Server:
             self._open_stream(stream_id, request, event.stream_ended)
             return
         started = time.perf_counter()
-        body = b"ok\n" if status == 200 else status_body(status)
+        body = b"ok\n" if status == 200 else error_body(status)
         if status == 503 and request.target == self._health_target:
             body = b"draining\n"
         self.respond_now(stream_id, status, body)
         if not event.stream_ended:
             self.reset(stream_id, ErrorCodes.NO_ERROR)
-        _log_access(self.ctx, self.conn_info.client, request, status, 0, started, None)
+        if self.ctx.access_log.enabled:
+            self.ctx.access_log.log(self.conn_info.client, request, status, 0, started, None)
 
     def _open_stream(self, stream_id: int, request: Request, ended: bool) -> None:
         config = self.ctx.config
@@ -394,11 +392,12 @@ class H2Server:
         finally:
             self.ctx.stats.h2_stream(-1)
             del self.streams[stream.id]
-            client = stream.scope.get("client")
-            _log_access(
-                self.ctx, client, stream.request, stream.status, stream.bytes_sent, started,
-                request_id,
-            )  # fmt: skip
+            access = self.ctx.access_log
+            if access.enabled:
+                client = stream.scope.get("client")
+                access.log(
+                    client, stream.request, stream.status, stream.bytes_sent, started, request_id
+                )
             self._stream_finished()
 
     def _stream_finished(self) -> None:
@@ -553,22 +552,6 @@ class H2Server:
         except h2.exceptions.StreamClosedError:
             pass
         self._flush()
-
-
-def _log_access(
-    ctx: PoolContext,
-    client: tuple[str, int] | None,
-    request: Request,
-    status: int,
-    bytes_sent: int,
-    started: float,
-    request_id: bytes | None,
-) -> None:
-    if not ctx.config.access_log or not access_log.isEnabledFor(logging.INFO):
-        return
-    elapsed = time.perf_counter() - started
-    record = AccessRecord(client, request, status, bytes_sent, elapsed, request_id)
-    access_log.info(ctx.access_line(record))
 
 
 async def serve_http2(handoff: HTTP2Connection, ctx: PoolContext) -> None:

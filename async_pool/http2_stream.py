@@ -11,18 +11,16 @@ goes out as one frame, and an app that fails before any body still gets a 500.
 import asyncio
 import logging
 import re
-from http import HTTPStatus
 from typing import Any, Protocol
 from urllib.parse import unquote
 
 from h2.errors import ErrorCodes
 
+from pounce_sync.asgi.disconnect import ClientDisconnected, disconnect_message
 from pounce_sync.asgi.proxy import apply_to_scope
 from pounce_sync.asgi.proxy import resolve as resolve_forwarded
 from pounce_sync.asgi.scope import split_target
-from pounce_sync.http1 import BodyFraming, Request
-from pounce_sync.worker.asgi_http import disconnect_message
-from pounce_sync.worker.connection import ClientDisconnected
+from pounce_sync.http1 import BodyFraming, Request, error_body
 
 from .context import PoolContext
 from .handoffs import ClientSocket
@@ -59,11 +57,6 @@ class StreamLink(Protocol):
 
 class StreamGone(ClientDisconnected):
     """The stream was reset, or its connection went away."""
-
-
-def status_body(status: int) -> bytes:
-    """The short text body of a response the server makes itself."""
-    return HTTPStatus(status).phrase.encode("ascii") + b"\n"
 
 
 # -- the request ---------------------------------------------------------------
@@ -242,7 +235,7 @@ class H2Stream:
         if self.gone:
             return
         if not self.headers_sent:
-            self.link.respond_now(self.id, status, status_body(status))
+            self.link.respond_now(self.id, status, error_body(status))
             self.status, self.headers_sent, self.ended = status, True, True
             if not self.request_ended:
                 self.link.reset(self.id, ErrorCodes.NO_ERROR)  # RFC 9113 8.1: stop the upload
@@ -389,7 +382,7 @@ class H2Stream:
         if self.gone:
             return
         if not self.headers_sent:
-            self.link.respond_now(self.id, 500, status_body(500))
+            self.link.respond_now(self.id, 500, error_body(500))
             self.status, self.headers_sent, self.ended = 500, True, True
         else:
             self.link.reset(self.id, ErrorCodes.INTERNAL_ERROR)

@@ -17,9 +17,8 @@ from typing import Any
 from pounce_sync.asgi.proxy import TrustedProxies
 from pounce_sync.config import Config
 from pounce_sync.http1.default_fields import DefaultHeaders
-from pounce_sync.observe.access_log import line_formatter
 
-from .context import PoolContext, Resume
+from .context import NO_ACCESS_LOG, AccessLogger, PoolContext, Resume
 from .handoffs import Handoff, HTTP2Connection, PendingWrite, StreamingRequest, WebSocketUpgrade
 from .stats import PoolStats
 
@@ -84,6 +83,7 @@ class AsyncPool:
         resume: Resume | None,
         stats: PoolStats | None = None,
         unhealthy: threading.Event | None = None,
+        access_log: AccessLogger = NO_ACCESS_LOG,
     ) -> None:
         self.config = config
         self.stats = stats or PoolStats()
@@ -92,6 +92,7 @@ class AsyncPool:
         self._trusted = trusted_proxies
         self._resume = resume
         self._unhealthy = unhealthy or threading.Event()
+        self._access_log = access_log
         self._lock = threading.Lock()
         self._active = 0
         self._next = 0
@@ -121,7 +122,7 @@ class AsyncPool:
             ),
             shutdown=asyncio.Event(),
             stats=self.stats,
-            access_line=line_formatter(config.access_log_format),
+            access_log=self._access_log,
             unhealthy=self._unhealthy,
         )
         ready.set()

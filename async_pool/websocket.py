@@ -39,14 +39,12 @@ from pounce_sync.http1 import (
     encode_fields,
     status_line,
 )
-from pounce_sync.observe.access_log import AccessRecord
 
 from .context import PoolContext
 from .handoffs import WebSocketUpgrade
 from .socket_stream import AsyncSocket, ConnectionLost
 
 error_log = logging.getLogger("pounce_sync.error")
-access_log = logging.getLogger("pounce_sync.access")
 
 Header = tuple[bytes, bytes]
 Message = dict[str, Any]
@@ -643,22 +641,7 @@ async def serve_websocket(handoff: WebSocketUpgrade, ctx: PoolContext) -> None:
             await session.stop_tasks()
         finally:
             stream.close()
-            _log_access(session, started)
-
-
-def _log_access(session: WebSocketSession, started: float) -> None:
-    if not session.ctx.config.access_log or not access_log.isEnabledFor(logging.INFO):
-        return
-    client = session.scope.get("client")
-    if session.ctx.config.access_log_format:  # the operator's line; else WebSocket's own
-        elapsed = time.perf_counter() - started
-        record = AccessRecord(client, session.request, session.status, 0, elapsed, None)
-        access_log.info(session.ctx.access_line(record))
-        return
-    access_log.info(
-        '%s - "WebSocket %s" %d %.2fms',
-        "%s:%d" % tuple(client) if client else "-",
-        session.request.target.decode("ascii", "replace"),
-        session.status,
-        (time.perf_counter() - started) * 1000,
-    )
+            access = session.ctx.access_log
+            if access.enabled:
+                client = session.scope.get("client")
+                access.log_websocket(client, session.request, session.status, started)

@@ -1,6 +1,6 @@
 """The project's HTTP/1.1 codec: sans-I/O, strict, shared by the sync workers and the AsyncPool."""
 
-from .errors import HTTP2Preface, LocalProtocolError, ProtocolError
+from .errors import ERROR_BODIES, HTTP2Preface, LocalProtocolError, ProtocolError, error_body
 from .events import (
     NEED_DATA,
     PAUSED,
@@ -13,15 +13,20 @@ from .events import (
 )
 from .parser import ParserLimits, RequestParser, parse_head
 from .writer import (
+    CONTINUE_HEAD,
     LAST_CHUNK,
     ResponseWriter,
     encode_chunk,
     encode_fields,
+    error_response,
+    informational_head,
     simple_response,
     status_line,
 )
 
 __all__ = [
+    "CONTINUE_HEAD",
+    "ERROR_BODIES",
     "LAST_CHUNK",
     "NEED_DATA",
     "PAUSED",
@@ -39,6 +44,9 @@ __all__ = [
     "ResponseWriter",
     "encode_chunk",
     "encode_fields",
+    "error_body",
+    "error_response",
+    "informational_head",
     "parse_head",
     "simple_response",
     "status_line",

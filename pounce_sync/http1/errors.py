@@ -1,4 +1,26 @@
-"""Errors the codec raises; each carries the status the server answers with."""
+"""Errors the codec raises, each with the status the server answers, and those answers' bodies."""
+
+from http import HTTPStatus
+
+# The short text bodies of the responses the server makes itself, on every protocol.
+# Spelled out for the statuses the codec and limits produce: HTTPStatus names 413
+# differently across Python versions; the rest fall back to its phrase.
+ERROR_BODIES = {
+    400: b"Bad Request\n",
+    408: b"Request Timeout\n",
+    413: b"Content Too Large\n",
+    414: b"URI Too Long\n",
+    431: b"Request Header Fields Too Large\n",
+    500: b"Internal Server Error\n",
+    501: b"Not Implemented\n",
+    503: b"Service Unavailable\n",
+    505: b"HTTP Version Not Supported\n",
+}
+
+
+def error_body(status: int) -> bytes:
+    body = ERROR_BODIES.get(status)
+    return body if body is not None else HTTPStatus(status).phrase.encode("ascii") + b"\n"
 
 
 class ProtocolError(Exception):

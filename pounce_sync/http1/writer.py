@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from http import HTTPStatus
 
 from . import _abnf
-from .errors import LocalProtocolError
+from .errors import LocalProtocolError, error_body
 from .events import Request
 
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
@@ -52,6 +52,21 @@ def encode_chunk(data: bytes) -> bytes:
 
 
 LAST_CHUNK = b"0\r\n\r\n"
+
+
+def informational_head(status: int, headers: Iterable[Header] = ()) -> bytes:
+    """A 1xx head (100 Continue, 101 Switching Protocols): no body, no framing fields."""
+    if not 100 <= status <= 199:
+        raise LocalProtocolError(f"not an informational status: {status}")
+    return status_line(status) + encode_fields(headers) + b"\r\n"
+
+
+CONTINUE_HEAD = informational_head(100)
+
+
+def error_response(status: int) -> bytes:
+    """The server's own close-delimited answer to a request it refuses or cannot serve."""
+    return simple_response(status, error_body(status))
 
 
 def simple_response(status: int, body: bytes, extra: Iterable[Header] = ()) -> bytes:

@@ -14,6 +14,7 @@ Differences from gunicorn, each on purpose:
 - A `%` that starts no atom is kept as text instead of failing every line.
 """
 
+import logging
 import os
 import re
 import time
@@ -21,7 +22,10 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from pounce_sync.asgi.scope import split_target
+from pounce_sync.config import Config
 from pounce_sync.http1 import Request
+
+access_logger = logging.getLogger("pounce_sync.access")
 
 
 class AccessRecord(NamedTuple):
@@ -44,6 +48,53 @@ _PLACEHOLDER = re.compile(
 )
 _NUMERIC = frozenset("diouxXeEfFgGc")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+class AccessLog:
+    """One line per request on every protocol, in --access-log-format or the built-in line.
+
+    Callers test `enabled` first, so a server run with --no-access-log does no work for
+    it per request. Immutable once made: worker threads and the pool's loops share one.
+    """
+
+    __slots__ = ("_custom", "_line", "enabled")
+
+    def __init__(self, config: Config) -> None:
+        self.enabled = config.access_log
+        self._custom = bool(config.access_log_format)
+        self._line = line_formatter(config.access_log_format)
+
+    def log(
+        self,
+        client: tuple[str, int] | None,
+        request: Request,
+        status: int,
+        bytes_sent: int,
+        started: float,
+        request_id: bytes | None,
+    ) -> None:
+        """`started`: time.perf_counter() when the request head was complete."""
+        if not access_logger.isEnabledFor(logging.INFO):
+            return
+        elapsed = time.perf_counter() - started
+        access_logger.info(
+            self._line(AccessRecord(client, request, status, bytes_sent, elapsed, request_id))
+        )
+
+    def log_websocket(
+        self, client: tuple[str, int] | None, request: Request, status: int, started: float
+    ) -> None:
+        """A WebSocket session, when it ends: the operator's line if set, else its own."""
+        if self._custom:
+            self.log(client, request, status, 0, started, None)
+        elif access_logger.isEnabledFor(logging.INFO):
+            access_logger.info(
+                '%s - "WebSocket %s" %d %.2fms',
+                "%s:%d" % tuple(client) if client else "-",
+                request.target.decode("ascii", "replace"),
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
 
 
 def line_formatter(fmt: str | None) -> AccessFormatter:

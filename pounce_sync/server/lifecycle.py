@@ -17,7 +17,8 @@ from typing import Any
 from async_pool import AsyncPool, ClientSocket
 from pounce_sync.asgi.proxy import parse_trusted
 from pounce_sync.config import Config
-from pounce_sync.http1 import ParserLimits, simple_response
+from pounce_sync.http1 import ParserLimits, error_response
+from pounce_sync.observe.access_log import AccessLog
 from pounce_sync.observe.logs import LogConfigError, configure_logging
 from pounce_sync.observe.metrics import MetricsLayout, SharedMetrics, ThreadMetrics
 from pounce_sync.version import __version__
@@ -51,6 +52,7 @@ def run_config(config: Config, app: Any = None) -> int:
     """
     raise_open_files_limit()
     mode, why = choose_worker_mode(config.worker_mode)
+    config = replace(config, worker_mode=mode)  # from here on never "auto"
     try:
         configure_logging(config.log_level, config.log_config)
         app = app if app is not None else _load(config, mode)
@@ -303,6 +305,7 @@ class Server:
         config = self.config
         trusted = parse_trusted(config.forwarded_allow_ips) if config.proxy_headers else None
         unhealthy = threading.Event()  # shared: health fails alike on both paths
+        access_log = AccessLog(config)  # shared too: immutable
         self.pool = AsyncPool(
             self.app,
             config,
@@ -310,6 +313,7 @@ class Server:
             trusted_proxies=trusted,
             resume=self._resume,
             unhealthy=unhealthy,
+            access_log=access_log,
         )
         return ServeContext(
             config=config,
@@ -326,6 +330,7 @@ class Server:
             streaming_paths=StreamingPaths(config.stream_path),
             detach=self._detach if config.limit_stream_threads else None,
             unhealthy=unhealthy,
+            access_log=access_log,
             limits=ParserLimits(
                 max_request_line=config.limit_request_line,
                 max_header_bytes=config.limit_request_headers_size,
@@ -379,7 +384,7 @@ class Server:
             for expired in ctx.poller.pop_expired(now):
                 conn = expired.connection
                 if expired.status is not None and conn.parser.has_buffered_data:
-                    conn.send_nowait(simple_response(expired.status, b"Request Timeout\n"))
+                    conn.send_nowait(error_response(expired.status))
                 conn.close()
                 ctx.connections.release()
             ctx.resume_paused_listeners(now)

@@ -13,7 +13,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from pounce_sync.asgi.disconnect import ClientDisconnected, disconnect_message
 from pounce_sync.http1 import (
+    CONTINUE_HEAD,
     NEED_DATA,
     BodyFraming,
     Data,
@@ -21,29 +23,10 @@ from pounce_sync.http1 import (
     ProtocolError,
     Request,
     ResponseWriter,
-    simple_response,
+    error_response,
 )
 
-from .connection import ClientDisconnected, Connection
-
-
-def disconnect_message() -> dict[str, Any]:
-    """A fresh message each time: an app may keep or change what it receives."""
-    return {"type": "http.disconnect"}
-
-
-CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
-ERROR_BODIES = {
-    400: b"Bad Request\n",
-    408: b"Request Timeout\n",
-    413: b"Content Too Large\n",
-    414: b"URI Too Long\n",
-    431: b"Request Header Fields Too Large\n",
-    500: b"Internal Server Error\n",
-    501: b"Not Implemented\n",
-    503: b"Service Unavailable\n",
-    505: b"HTTP Version Not Supported\n",
-}
+from .connection import Connection
 
 
 class HTTPCycle:
@@ -137,7 +120,7 @@ class HTTPCycle:
             if self.request.expect_continue and not self.continue_sent:
                 self.continue_sent = True
                 if not self.writer.started:
-                    self.conn.send(CONTINUE_RESPONSE)
+                    self.conn.send(CONTINUE_HEAD)
             self.conn.read_blocking()
 
     def _peek_end(self) -> bool:
@@ -158,7 +141,7 @@ class HTTPCycle:
         """The body cannot be read on: answer `status` if we still can, then disconnect."""
         self.disconnected = True
         if status is not None and not self.writer.started:
-            self.conn.send_nowait(simple_response(status, ERROR_BODIES[status]))
+            self.conn.send_nowait(error_response(status))
             self.status = status
             self.response_complete = True
         return disconnect_message()

@@ -14,6 +14,7 @@ import ssl
 import struct
 from typing import Any
 
+from pounce_sync.asgi.disconnect import ClientDisconnected
 from pounce_sync.http1 import ParserLimits, Request, RequestParser
 
 RECV_SIZE = 65536
@@ -23,10 +24,6 @@ error_log = logging.getLogger("pounce_sync.error")
 def _timeval(seconds: float) -> bytes:
     whole = int(seconds)
     return struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
-
-
-class ClientDisconnected(OSError):
-    """The client went away (or stopped reading) while the server was writing."""
 
 
 class Connection:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pounce_sync.asgi.proxy import TrustedProxies
 from pounce_sync.config import Config
 from pounce_sync.http1 import ParserLimits
+from pounce_sync.observe.access_log import AccessLog
 from pounce_sync.observe.metrics import SharedMetrics
 
 from .connection import Connection, TLSConnection
@@ -88,6 +89,7 @@ class ServeContext:
     # detach(worker, cycle): the worker's response streams; True if a new thread took its
     # seat in the poller (SyncWorker._stream_started). None: workers never detach.
     detach: Callable[[Any, Any], bool] | None = None
+    access_log: AccessLog = field(default_factory=lambda: AccessLog(Config(access_log=False)))
     _paused: list[tuple[float, Listener]] = field(default_factory=list)
     _paused_lock: threading.Lock = field(default_factory=threading.Lock)
 

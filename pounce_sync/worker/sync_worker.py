@@ -19,6 +19,7 @@ from async_pool import (
     StreamingRequest,
     WebSocketUpgrade,
 )
+from pounce_sync.asgi.disconnect import ClientDisconnected
 from pounce_sync.asgi.proxy import apply_to_scope
 from pounce_sync.asgi.proxy import resolve as resolve_forwarded
 from pounce_sync.asgi.request_id import find_or_make_request_id
@@ -37,14 +38,13 @@ from pounce_sync.http1 import (
     ProtocolError,
     Request,
     ResponseWriter,
-    simple_response,
+    error_response,
 )
 from pounce_sync.http1.default_fields import DefaultHeaders
-from pounce_sync.observe.access_log import AccessRecord, line_formatter
 from pounce_sync.observe.metrics import ThreadMetrics
 
-from .asgi_http import ERROR_BODIES, HTTPCycle
-from .connection import ClientDisconnected, Connection
+from .asgi_http import HTTPCycle
+from .connection import Connection
 from .context import Listener, ServeContext
 from .coroutine_driver import CoroutineDriver, make_driver
 from .idle_poller import has_input
@@ -59,9 +59,6 @@ ACCEPT_BATCH = 16  # connections one worker accepts per wake-up of a listener
 
 class InjectedWorkerCrash(BaseException):
     """Raised only through the test fault hook; escapes the per-connection guard."""
-
-
-access_log = logging.getLogger("pounce_sync.access")
 
 
 class SyncWorker:
@@ -93,7 +90,7 @@ class SyncWorker:
         # Targets the worker answers itself; checked inline so most requests skip a call.
         self._local_targets = {self._health_target, self._metrics_target} - {None}
         # Compiled here, never parsed per request.
-        self._access_line = line_formatter(self.config.access_log_format)
+        self._access_log = ctx.access_log
         self._driver: CoroutineDriver | None = None  # made by run(), on the worker's thread
         # The interface was resolved at load; None: the app is ASGI.
         self._wsgi: WSGIGateway | None = None
@@ -250,7 +247,7 @@ class SyncWorker:
 
     def _reject(self, conn: Connection, status: int, detail: str) -> None:
         error_log.debug("rejecting request from %s: %s (%d)", conn.client, detail, status)
-        conn.send_nowait(simple_response(status, ERROR_BODIES[status]))
+        conn.send_nowait(error_response(status))
         self._close(conn)
 
     def _handle(self, conn: Connection, request: Request) -> bool | None:
@@ -295,8 +292,10 @@ class SyncWorker:
         if self.metrics is not None:
             elapsed = time.perf_counter() - started
             self.metrics.finished(request.method, cycle.status or 500, elapsed)
-        if config.access_log:
-            self._access(client, request, cycle, started, request_id)
+        if self._access_log.enabled:
+            self._access_log.log(
+                client, request, cycle.status, cycle.bytes_sent, started, request_id
+            )
         # Not closed just because a drain began meanwhile: this response promised keep-alive,
         # so a next request may be on its way already (see _park).
         keep_open = ok and writer.keep_alive and cycle.drain_body()
@@ -359,11 +358,11 @@ class SyncWorker:
         """Limits and the server's own endpoints; None when the app should run."""
         max_body = self.config.max_body_size
         if conn.over_limit:
-            conn.send_nowait(simple_response(503, ERROR_BODIES[503]))
+            conn.send_nowait(error_response(503))
             return False
         too_large = max_body and (request.content_length or 0) > max_body
         if too_large and request.framing is BodyFraming.LENGTH:
-            conn.send_nowait(simple_response(413, ERROR_BODIES[413]))
+            conn.send_nowait(error_response(413))
             return False
         if request.target == self._health_target:
             if self.ctx.unhealthy.is_set() or self._stopping():
@@ -420,7 +419,7 @@ class SyncWorker:
         """Give `conn` to the AsyncPool before its app runs; a full pool answers 503."""
         if not self._give_to_pool(conn, handoff):
             error_log.warning("AsyncPool full; answering 503 to %s", conn.client)
-            conn.send_nowait(simple_response(503, ERROR_BODIES[503]))
+            conn.send_nowait(error_response(503))
             self._close(conn)
 
     def _give_to_pool(self, conn: Connection, handoff: Handoff) -> bool:
@@ -520,25 +519,9 @@ class SyncWorker:
 
     def _fail(self, cycle: HTTPCycle) -> bool:
         if not cycle.writer.started and not cycle.disconnected:
-            cycle.conn.send_nowait(simple_response(500, ERROR_BODIES[500]))
+            cycle.conn.send_nowait(error_response(500))
             cycle.status = 500
         return False
-
-    def _access(
-        self,
-        client_address: tuple[str, int] | None,
-        request: Request,
-        cycle: HTTPCycle,
-        started: float,
-        request_id: bytes | None,
-    ) -> None:
-        if not access_log.isEnabledFor(logging.INFO):
-            return
-        elapsed = time.perf_counter() - started
-        record = AccessRecord(
-            client_address, request, cycle.status, cycle.bytes_sent, elapsed, request_id
-        )
-        access_log.info(self._access_line(record))
 
 
 _PREFACE_HEAD = b"PRI * HTTP/2.0\r\n\r\n"

@@ -13,14 +13,14 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes
 
+from pounce_sync.asgi.disconnect import ClientDisconnected
 from pounce_sync.asgi.proxy import TrustedProxies, apply_to_environ, resolve
 from pounce_sync.asgi.scope import split_target
 from pounce_sync.config import Config
 from pounce_sync.http1 import BodyFraming, LocalProtocolError, Request
-from pounce_sync.server.runtime import choose_worker_mode
 
 from .asgi_http import HTTPCycle
-from .connection import ClientDisconnected, Connection
+from .connection import Connection
 
 error_log = logging.getLogger("pounce_sync.error")
 
@@ -272,9 +272,8 @@ class WSGIGateway:
         # Field name -> environ key, owned by this worker's thread (no lock), bounded.
         self._keys: dict[bytes, str] = dict(_FIXED_KEYS)
         self._fail = fail  # the ASGI path's: 500 if nothing was sent yet
-        multiprocess = (
-            config.worker_count > 1 and choose_worker_mode(config.worker_mode)[0] == "process"
-        )
+        # The server resolved "auto" at start-up: the config names the mode it chose.
+        multiprocess = config.worker_count > 1 and config.worker_mode == "process"
         self._base: Environ = {
             "SCRIPT_NAME": config.root_path.rstrip("/").encode().decode("latin-1"),
             "wsgi.version": (1, 0),

@@ -67,6 +67,3 @@ class PoolContext:
     access_log: AccessLogger
     # Set by the server from the first shutdown signal (--drain-delay): health says 503.
     unhealthy: threading.Event
-
-    def scope_state(self) -> dict[str, Any] | None:
-        return None if self.state is None else self.state.copy()

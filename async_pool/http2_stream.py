@@ -12,14 +12,11 @@ import asyncio
 import logging
 import re
 from typing import Any, Protocol
-from urllib.parse import unquote
 
 from h2.errors import ErrorCodes
 
 from pounce_sync.asgi.disconnect import ClientDisconnected, disconnect_message
-from pounce_sync.asgi.proxy import apply_to_scope
-from pounce_sync.asgi.proxy import resolve as resolve_forwarded
-from pounce_sync.asgi.scope import split_target
+from pounce_sync.asgi.scope import add_request_context, build_http_scope
 from pounce_sync.http1 import BodyFraming, Request, error_body
 
 from .context import PoolContext
@@ -116,35 +113,16 @@ def refusal(request: Request, ctx: PoolContext, list_size: int) -> int | None:
 def build_scope(
     request: Request, conn: ClientSocket, ctx: PoolContext, request_id: bytes | None
 ) -> dict[str, Any]:
-    raw_path, query = split_target(request.target)
-    path = raw_path.decode("ascii")
-    root_path = ctx.config.root_path
-    scope: dict[str, Any] = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "2",
-        "server": conn.server,
-        "client": conn.client,
-        "scheme": conn.scheme,
-        "method": request.method.decode("ascii"),
-        "root_path": root_path,
-        "path": root_path + (unquote(path) if "%" in path else path),
-        "raw_path": raw_path,
-        "query_string": query,
-        "headers": list(request.headers),
-        "extensions": {"http.response.trailers": {}},
-    }
-    state = ctx.scope_state()
-    if state is not None:
-        scope["state"] = state
-    if request_id is not None:
-        scope["extensions"]["request_id"] = {"id": request_id.decode("ascii")}
-    if ctx.trusted_proxies is not None:
-        peer = conn.client[0] if conn.client else None
-        forwarded = resolve_forwarded(ctx.trusted_proxies, peer, request.headers)
-        if forwarded is not None:
-            apply_to_scope(scope, forwarded)
-    return scope
+    scope = build_http_scope(
+        request,
+        scheme=conn.scheme,
+        client=conn.client,
+        server=conn.server,
+        root_path=ctx.config.root_path,
+        state=ctx.state,
+        extensions={"http.response.trailers": {}},
+    )
+    return add_request_context(scope, request, request_id, ctx.trusted_proxies)
 
 
 def response_headers(raw: Any) -> Headers:

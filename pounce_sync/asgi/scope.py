@@ -5,7 +5,9 @@ from urllib.parse import unquote
 
 from pounce_sync.http1 import Request
 
-_HTTP_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
+from .proxy import TrustedProxies, apply_to_scope, resolve
+
+_HTTP_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0", b"2": "2"}
 
 
 def split_target(target: bytes) -> tuple[bytes, bytes]:
@@ -36,7 +38,9 @@ def build_http_scope(
     server: tuple[str, int] | None,
     root_path: str,
     state: dict[str, Any] | None,
+    extensions: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The scope every protocol starts from; `add_request_context` finishes it."""
     raw_path, query = split_target(request.target)
     scope: dict[str, Any] = {
         "type": "http",
@@ -54,6 +58,31 @@ def build_http_scope(
     }
     if state is not None:
         scope["state"] = state.copy()
+    if extensions is not None:
+        scope["extensions"] = extensions
+    return scope
+
+
+def add_request_context(
+    scope: dict[str, Any],
+    request: Request,
+    request_id: bytes | None,
+    trusted: TrustedProxies | None,
+) -> dict[str, Any]:
+    """The request ID and what a trusted proxy says: the same step on every protocol.
+
+    `trusted` None: proxy headers are off, or the head names no proxy field.
+    """
+    if request_id is not None:
+        scope["extensions"] = {
+            **scope.get("extensions", {}),
+            "request_id": {"id": request_id.decode("ascii")},
+        }
+    if trusted is not None:
+        peer = scope["client"][0] if scope["client"] else None
+        forwarded = resolve(trusted, peer, request.headers)
+        if forwarded is not None:
+            apply_to_scope(scope, forwarded)
     return scope
 
 

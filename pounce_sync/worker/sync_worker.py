@@ -20,10 +20,9 @@ from async_pool import (
     WebSocketUpgrade,
 )
 from pounce_sync.asgi.disconnect import ClientDisconnected
-from pounce_sync.asgi.proxy import apply_to_scope
-from pounce_sync.asgi.proxy import resolve as resolve_forwarded
 from pounce_sync.asgi.request_id import find_or_make_request_id
 from pounce_sync.asgi.scope import (
+    add_request_context,
     build_http_scope,
     build_websocket_scope,
     reuse_http_scope,
@@ -464,15 +463,10 @@ class SyncWorker:
                 state=self.ctx.lifespan_state,
             )
             conn.scope_template = (request, scope.copy())  # before anything changes it
-        if request_id is not None:
-            scope["extensions"] = {"request_id": {"id": request_id.decode("ascii")}}
-        trusted = self.ctx.trusted_proxies
-        if trusted is not None and request.forwarded:
-            peer = conn.client[0] if conn.client else None
-            forwarded = resolve_forwarded(trusted, peer, request.headers)
-            if forwarded is not None:
-                apply_to_scope(scope, forwarded)
-        return scope
+        if request_id is None and not request.forwarded:
+            return scope  # the common case: nothing to add
+        trusted = self.ctx.trusted_proxies if request.forwarded else None
+        return add_request_context(scope, request, request_id, trusted)
 
     def _answer_local(
         self,

@@ -10,14 +10,13 @@ goes out as one frame, and an app that fails before any body still gets a 500.
 
 import asyncio
 import logging
-import re
 from typing import Any, Protocol
 
 from h2.errors import ErrorCodes
 
 from pounce_sync.asgi.disconnect import ClientDisconnected, disconnect_message
 from pounce_sync.asgi.scope import add_request_context, build_http_scope
-from pounce_sync.http1 import BodyFraming, Request, error_body
+from pounce_sync.http1 import ORIGIN_FORM, BodyFraming, Request, error_body, valid_field
 
 from .context import PoolContext
 from .handoffs import ClientSocket
@@ -31,9 +30,6 @@ Message = dict[str, Any]
 _HOP_BY_HOP = frozenset(
     (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"te")
 )
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
-_BAD_VALUE = re.compile(rb"[\x00\r\n]")
-_PATH = re.compile(rb"/[\x21-\x7e]*")
 _FIELD_OVERHEAD = 32  # RFC 9113 6.5.2: each field counts its name, value and 32 octets
 
 
@@ -98,7 +94,7 @@ def refusal(request: Request, ctx: PoolContext, list_size: int) -> int | None:
     """The status that answers a request without the app, or None when the app should run."""
     if request.method == b"CONNECT":
         return 501  # no tunnels, and no extended CONNECT (not advertised)
-    if not _PATH.fullmatch(request.target) and not (
+    if not ORIGIN_FORM.fullmatch(request.target) and not (
         request.target == b"*" and request.method == b"OPTIONS"
     ):
         return 400
@@ -134,7 +130,7 @@ def response_headers(raw: Any) -> Headers:
         value = bytes(raw_value).strip(b" \t")
         if name in _HOP_BY_HOP:
             continue
-        if not _TOKEN.fullmatch(name) or _BAD_VALUE.search(value):
+        if not valid_field(name, value):
             raise ValueError(f"invalid response header {bytes(raw_name)!r}")
         headers.append((name, value))
     return headers

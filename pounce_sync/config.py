@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from pounce_sync.asgi.proxy import parse_trusted
+from pounce_sync.http1 import valid_field
 
 LifespanMode = Literal["auto", "on", "off"]
 WorkerMode = Literal["auto", "thread", "process"]
@@ -19,7 +20,6 @@ LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 
 
 _BIND = re.compile(r"unix:.+|fd://[0-9]+|(\[[0-9A-Fa-f:.]+\]|[^:\[\]]*):[0-9]{1,5}")
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 class ConfigError(ValueError):
@@ -305,7 +305,7 @@ def _validate(config: Config) -> None:
             )
     for raw in config.header:
         name, sep, value = raw.partition(":")
-        if not sep or not _TOKEN.fullmatch(name) or any(c in value for c in "\r\n\0"):
+        if not sep or not valid_field(name.encode(), value.encode()):
             raise ConfigError(f"--header must look like 'name: value', got {raw!r}")
     try:
         parse_trusted(config.forwarded_allow_ips)

@@ -1,5 +1,6 @@
 """The project's HTTP/1.1 codec: sans-I/O, strict, shared by the sync workers and the AsyncPool."""
 
+from ._abnf import ORIGIN_FORM
 from .errors import ERROR_BODIES, HTTP2Preface, LocalProtocolError, ProtocolError, error_body
 from .events import (
     NEED_DATA,
@@ -22,6 +23,7 @@ from .writer import (
     informational_head,
     simple_response,
     status_line,
+    valid_field,
 )
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "ERROR_BODIES",
     "LAST_CHUNK",
     "NEED_DATA",
+    "ORIGIN_FORM",
     "PAUSED",
     "BodyFraming",
     "ConnectionClosed",
@@ -50,4 +53,5 @@ __all__ = [
     "parse_head",
     "simple_response",
     "status_line",
+    "valid_field",
 ]

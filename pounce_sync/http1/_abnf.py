@@ -3,6 +3,7 @@
 import re
 
 # token = 1*tchar
+TCHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
 TOKEN = TCHAR + rb"+"
 
@@ -32,6 +33,5 @@ HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.vV]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[
 DIGITS = re.compile(rb"[0-9]{1,18}")
 BARE_LF = re.compile(rb"(?<!\r)\n")
 
-# For values the application hands us: anything but CR, LF and NUL reaches the wire.
-RESPONSE_FIELD_NAME = re.compile(TOKEN)
-RESPONSE_FIELD_VALUE = re.compile(rb"[^\r\n\x00]*")
+# origin-form = absolute-path [ "?" query ], as HTTP/2's :path must be (RFC 9113 8.3.1).
+ORIGIN_FORM = re.compile(rb"/[\x21-\x7e]*")

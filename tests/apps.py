@@ -101,6 +101,8 @@ async def app(scope: Scope, receive, send) -> None:
         raise RuntimeError("boom after start")
     elif path == "/no-response":
         return
+    elif path == "/exit-worker":  # sys.exit() in a handler: it ends the thread that ran it
+        raise SystemExit(1)
     elif path == "/bad-header":
         await _respond(send, 200, b"x", [(b"x-injected", b"a\r\nset-cookie: evil=1")])
     elif path == "/head":

@@ -99,10 +99,9 @@ def test_in_flight_and_parked_gauges() -> None:
 
 
 def test_restarts_are_counted() -> None:
-    env = {"POUNCE_SYNC_TEST_CRASH_TARGET": "/crash"}
-    with running_server("--workers", "2", "--worker-mode", "thread", *METRICS, env=env) as srv:
+    with running_server("--workers", "2", "--worker-mode", "thread", *METRICS) as srv:
         try:
-            exchange(srv, b"GET /crash HTTP/1.1\r\nHost: t\r\n\r\n", timeout=5)
+            exchange(srv, b"GET /exit-worker HTTP/1.1\r\nHost: t\r\n\r\n", timeout=5)
         except OSError:
             pass
         deadline = time.monotonic() + 20

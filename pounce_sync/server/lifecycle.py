@@ -322,7 +322,6 @@ class Server:
             listeners={listener.sock.fileno(): listener for listener in self.listeners},
             lifespan_state=self.lifespan.state,
             connections=ConnectionCounter(config.limit_concurrency),
-            crash_target=_test_crash_target(),
             metrics=self.metrics,
             on_request=self._count_process_request if self.process_limit else None,
             trusted_proxies=trusted,
@@ -527,11 +526,6 @@ def _with_jitter(config: Config) -> int | None:
     if config.limit_max_requests is None:
         return None
     return config.limit_max_requests + random.randint(0, config.limit_max_requests_jitter)
-
-
-def _test_crash_target() -> bytes | None:
-    target = os.environ.get("POUNCE_SYNC_TEST_CRASH_TARGET")
-    return target.encode("ascii") if target else None
 
 
 def _abort_socket(sock: socket.socket) -> None:

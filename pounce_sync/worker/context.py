@@ -77,9 +77,6 @@ class ServeContext:
     finished: threading.Event = field(default_factory=threading.Event)
     connections: ConnectionCounter = field(default_factory=lambda: ConnectionCounter(None))
     limits: ParserLimits = field(default_factory=ParserLimits)
-    # Test-only fault hook (env POUNCE_SYNC_TEST_CRASH_TARGET): a request for this exact
-    # target kills its worker thread, so tests can watch the supervisor replace it.
-    crash_target: bytes | None = None
     metrics: SharedMetrics | None = None  # for rendering; each worker writes its own cells
     trusted_proxies: TrustedProxies | None = None  # None: --no-proxy-headers
     # Called once per request when this worker process retires after a request limit.

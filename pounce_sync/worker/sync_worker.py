@@ -56,10 +56,6 @@ _PROMETHEUS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 ACCEPT_BATCH = 16  # connections one worker accepts per wake-up of a listener
 
 
-class InjectedWorkerCrash(BaseException):
-    """Raised only through the test fault hook; escapes the per-connection guard."""
-
-
 class SyncWorker:
     def __init__(
         self,
@@ -258,8 +254,6 @@ class SyncWorker:
         self.requests_served += 1
         if self.ctx.on_request is not None:
             self.ctx.on_request()
-        if request.target == self.ctx.crash_target:
-            raise InjectedWorkerCrash(request.target.decode("ascii"))
         if conn.over_limit or request.content_length or request.target in self._local_targets:
             answered = self._answer_without_app(conn, request)
             if answered is not None:

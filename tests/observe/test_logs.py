@@ -1,0 +1,92 @@
+"""--log-config: dictConfig (JSON) and fileConfig (INI) files, and one-line errors."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ..server_process import exchange, running_server
+
+GET = b"GET /logged?x=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+
+
+def _json_config(log: Path) -> str:
+    return json.dumps(
+        {
+            "version": 1,
+            "formatters": {"plain": {"format": "CUSTOM %(name)s %(message)s"}},
+            "handlers": {
+                "file": {"class": "logging.FileHandler", "filename": str(log), "formatter": "plain"}
+            },
+            "loggers": {"pounce_sync.access": {"handlers": ["file"], "propagate": False}},
+        }
+    )
+
+
+def _ini_config(log: Path) -> str:
+    return f"""
+[loggers]
+keys=root,access
+[handlers]
+keys=file
+[formatters]
+keys=plain
+[logger_root]
+handlers=
+[logger_access]
+level=INFO
+handlers=file
+propagate=0
+qualname=pounce_sync.access
+[handler_file]
+class=FileHandler
+args=({str(log)!r},)
+formatter=plain
+[formatter_plain]
+format=CUSTOM %(name)s %(message)s
+"""
+
+
+@pytest.mark.parametrize(("suffix", "render"), [(".json", _json_config), (".ini", _ini_config)])
+def test_access_lines_go_where_the_file_says(tmp_path: Path, suffix: str, render) -> None:
+    log = tmp_path / "access.log"
+    config = tmp_path / f"logging{suffix}"
+    config.write_text(render(log))
+    with running_server("--log-config", str(config)) as srv:  # "Listening" on stderr still
+        assert exchange(srv, GET).startswith(b"HTTP/1.1 200 ")
+        assert srv.stop() == 0
+    lines = log.read_text().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("CUSTOM pounce_sync.access 127.0.0.1:")
+    assert '"GET /logged?x=1 HTTP/1.1" 200 ' in lines[0]
+    assert "/logged" not in srv.stdout  # the built-in handler was replaced
+
+
+BAD_FILES = [
+    ("missing.json", None, "no such file"),
+    ("broken.json", "{not json", "Expecting property name"),
+    ("handler.json", '{"version": 1, "handlers": {"h": {"class": "no.Such"}}}', "handler 'h'"),
+    ("bad.ini", "[loggers]\nkeys=root\n", "missing 'formatters'"),
+]
+if importlib.util.find_spec("yaml") is None:
+    BAD_FILES.append(("logging.yaml", "version: 1\n", "need PyYAML"))
+
+
+@pytest.mark.parametrize(("name", "text", "reason"), BAD_FILES)
+def test_a_bad_file_is_a_one_line_error(tmp_path: Path, name: str, text, reason: str) -> None:
+    path = tmp_path / name
+    if text is not None:
+        path.write_text(text)
+    result = subprocess.run(
+        [sys.executable, "-m", "pounce_sync", "--port", "0", "--log-config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"pounce-sync: error: --log-config {path}: ")
+    assert reason in result.stderr

@@ -1,0 +1,181 @@
+"""Process mode: forked workers share the listener, are restarted, reloaded and drained."""
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ..server_process import ServerProcess, exchange, read_response, running_server
+
+PROCESS = ("--worker-mode", "process", "--no-access-log")
+
+
+def _pid_of_response(srv: ServerProcess, path: bytes = b"/pid") -> int:
+    response = exchange(srv, b"GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % path)
+    return int(response.partition(b"\r\n\r\n")[2])
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.add(int(entry))
+    return found
+
+
+def _wait_for(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def _wait_children(srv: ServerProcess, count: int) -> set[int]:
+    _wait_for(lambda: len(_children(srv.proc.pid)) == count)
+    return _children(srv.proc.pid)
+
+
+def test_each_worker_process_serves_on_the_shared_listener() -> None:
+    with running_server("--workers", "2", *PROCESS) as srv:
+        children = _wait_children(srv, 2)
+        # One thread per process: while one process sleeps in a request, only the
+        # other is waiting on the shared listener, so it must take the next connection.
+        busy = srv.connect()
+        busy.sendall(b"GET /sleep?1.5 HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.5)
+        other = _pid_of_response(srv)
+        read_response(busy)
+        busy.sendall(b"GET /pid HTTP/1.1\r\nHost: t\r\n\r\n")
+        sleeper = int(read_response(busy)[2])
+        busy.close()
+        assert {sleeper, other} == children
+        assert srv.stop() == 0
+    assert "Worker mode: process (--worker-mode process): 2 worker processes" in srv.stderr
+
+
+def test_killed_worker_process_is_replaced() -> None:
+    with running_server("--workers", "2", *PROCESS) as srv:
+        first = _wait_children(srv, 2)
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        _wait_for(lambda: len(_children(srv.proc.pid) - {victim}) == 2)
+        assert victim not in _children(srv.proc.pid)
+        for _ in range(5):
+            assert _pid_of_response(srv) in _children(srv.proc.pid)
+        assert srv.stop() == 0
+    assert f"[{victim}] was killed by signal 9; restarting it" in srv.stderr
+
+
+def test_restart_budget_exhausted_exits_non_zero_naming_the_worker() -> None:
+    with running_server("--workers", "2", *PROCESS) as srv:
+        killed: set[int] = set()
+        deadline = time.monotonic() + 60
+        while srv.proc.poll() is None and time.monotonic() < deadline:
+            alive = _children(srv.proc.pid) - killed
+            if len(alive) == 2:  # the last replacement is up: kill one more
+                victim = min(alive)
+                os.kill(victim, signal.SIGKILL)
+                killed.add(victim)
+            time.sleep(0.05)
+        code = srv.wait_exit(30)
+    assert code == 1
+    assert len(killed) == 6  # five replaced, the sixth ends it
+    assert "5 restarts within 60s already, shutting down" in srv.stderr
+    assert "worker process" in srv.stderr.splitlines()[-3] + srv.stderr
+
+
+def test_sigterm_drains_in_flight_requests_and_leaves_no_process() -> None:
+    with running_server("--workers", "2", *PROCESS) as srv:
+        children = _wait_children(srv, 2)
+        sock = srv.connect()
+        sock.sendall(b"GET /sleep?1 HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.2)
+        srv.send_signal(signal.SIGTERM)
+        status, _, body = read_response(sock)
+        sock.close()
+        assert (status, body) == (b"HTTP/1.1 200 OK", b"slept")
+        assert srv.wait_exit(30) == 0
+    for pid in children:
+        status = Path(f"/proc/{pid}/status")
+        assert not status.exists() or "zombie" in status.read_text()
+
+
+def test_workers_exit_when_the_supervisor_is_killed() -> None:
+    with running_server("--workers", "2", *PROCESS) as srv:
+        children = _wait_children(srv, 2)
+        srv.proc.kill()
+        srv.proc.wait(10)
+        _wait_for(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in children))
+
+
+def test_sighup_replaces_every_worker_with_no_failed_request() -> None:
+    with running_server("--workers", "2", *PROCESS) as srv:
+        before = _wait_children(srv, 2)
+        failures: list[str] = []
+        done = threading.Event()
+        count = 0
+
+        def load() -> None:
+            nonlocal count
+            while not done.is_set():
+                try:
+                    response = exchange(srv, b"GET / HTTP/1.0\r\n\r\n", timeout=10)
+                    if not response.startswith(b"HTTP/1.1 200"):
+                        failures.append(response[:60].decode("latin-1"))
+                    count += 1
+                except OSError as exc:
+                    failures.append(repr(exc))
+
+        clients = [threading.Thread(target=load) for _ in range(4)]
+        for c in clients:
+            c.start()
+        time.sleep(0.5)
+        srv.send_signal(signal.SIGHUP)
+        _wait_for(lambda: len(_children(srv.proc.pid) & before) == 0)
+        time.sleep(0.5)
+        done.set()
+        for c in clients:
+            c.join(20)
+        after = _wait_children(srv, 2)
+        assert not before & after
+        assert failures == []
+        assert count > 50
+        assert srv.stop() == 0
+
+
+def test_lifespan_runs_in_every_worker_process(tmp_path) -> None:
+    marker = tmp_path / "shutdown"
+    env = {"POUNCE_TEST_SHUTDOWN_FILE": str(marker)}
+    with running_server("--workers", "2", *PROCESS, app="apps:shutdown_marker", env=env) as srv:
+        _wait_children(srv, 2)
+        assert srv.stop() == 0
+    assert marker.read_text() == "shutdown\n" * 2
+
+
+def test_startup_failure_in_worker_processes_exits_3() -> None:
+    srv = ServerProcess(
+        ["--port", "0", "--workers", "2", *PROCESS, "--app-dir", "tests", "apps:failing_startup"]
+    )
+    assert srv.proc.wait(30) == 3
+    srv.kill()
+    assert "database unreachable" in srv.stderr
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_diagnostic_app_reports_the_mode(mode: str) -> None:
+    import json
+
+    with running_server("--workers", "2", "--worker-mode", mode, app=None) as srv:
+        body = exchange(srv, b"GET / HTTP/1.0\r\n\r\n").partition(b"\r\n\r\n")[2]
+    info = json.loads(body)
+    assert info["worker_mode"] == mode
+    assert info["workers"] == 2
+    assert (info["pid"] == srv.proc.pid) is (mode == "thread")

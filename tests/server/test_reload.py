@@ -1,0 +1,132 @@
+"""--reload: a parent process restarts the server child when a watched file changes.
+
+The server listens on a Unix socket in the test's directory: its address stays the
+same across restarts, and no other test can take it in between.
+"""
+
+import signal
+import socket
+import time
+from pathlib import Path
+
+from pounce_sync.config import Config
+from pounce_sync.server.reload import FileWatcher
+
+from ..server_process import ServerProcess, read_until_closed
+
+DEADLINE = 30.0  # only turns a hang into a failure
+
+APP = """\
+import os
+
+
+async def app(scope, receive, send):
+    body = b"{version} %d" % os.getpid()
+    await send({{"type": "http.response.start", "status": 200, "headers": []}})
+    await send({{"type": "http.response.body", "body": body}})
+"""
+
+
+def _write_app(directory: Path, version: str) -> None:
+    (directory / "mod.py").write_text(APP.format(version=version))
+
+
+def _start(directory: Path) -> tuple[ServerProcess, Path]:
+    uds = directory / "server.sock"
+    args = ["--reload", "--app-dir", str(directory), "--uds", str(uds), "--lifespan", "off"]
+    return ServerProcess([*args, "mod:app"]).wait_listening(), uds
+
+
+def _get(uds: Path) -> bytes:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(10)
+        sock.connect(str(uds))
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        return read_until_closed(sock).partition(b"\r\n\r\n")[2]
+
+
+def _serving_pid(uds: Path, version: str) -> int:
+    """Wait until the server answers with `version`; the pid of the process that did."""
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        try:
+            served, _, pid = _get(uds).decode().partition(" ")
+        except OSError:  # between two children
+            served = pid = ""
+        if served == version:
+            return int(pid)
+        time.sleep(0.1)
+    raise AssertionError(f"never served {version!r}")
+
+
+def _wait_for_line(srv: ServerProcess, text: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while text not in srv.stderr:
+        assert time.monotonic() < deadline, f"no {text!r} in:\n{srv.stderr}"
+        time.sleep(0.1)
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or a zombie nobody reaped yet."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(")")[2].split()[0] == "Z"
+
+
+def test_a_change_restarts_the_server_an_excluded_one_does_not(tmp_path: Path) -> None:
+    _write_app(tmp_path, "v1")
+    srv, uds = _start(tmp_path)
+    try:
+        first = _serving_pid(uds, "v1")
+        (tmp_path / "notes.txt").write_text("not *.py")
+        (tmp_path / ".#mod.py").write_text("an editor's lock file")
+        (tmp_path / "__pycache__").mkdir(exist_ok=True)
+        (tmp_path / "__pycache__" / "stray.py").write_text("")
+        _write_app(tmp_path, "v2")
+        second = _serving_pid(uds, "v2")
+        assert srv.stop() == 0
+    finally:
+        srv.kill()
+    restarts = [line for line in srv.stderr.splitlines() if "Detected a change" in line]
+    assert len(restarts) == 1, restarts
+    assert restarts[0].endswith(
+        f"Detected a change in {tmp_path / 'mod.py'}; restarting the server"
+    )
+    assert first != second and _gone(first) and _gone(second)
+
+
+def test_a_broken_app_waits_for_the_next_change(tmp_path: Path) -> None:
+    _write_app(tmp_path, "v1")
+    srv, uds = _start(tmp_path)
+    try:
+        _serving_pid(uds, "v1")
+        (tmp_path / "mod.py").write_text("def broken(:\n")
+        _wait_for_line(srv, "exited with code 1; waiting for a file change")
+        assert srv.proc.poll() is None and "SyntaxError" in srv.stderr
+        _write_app(tmp_path, "v3")
+        fixed = _serving_pid(uds, "v3")
+        assert srv.stop(signal.SIGINT) == 0
+    finally:
+        srv.kill()
+    assert _gone(fixed)
+
+
+def test_watched_files(tmp_path: Path) -> None:
+    names = ["a.py", "b.txt", "c.html", "e.pyc", "f.py.swp", "g.py~", ".#h.py"]
+    names += [".git/i.py", "__pycache__/j.py", "sub/k.py", "sub/build/l.py", "sub/m_test.py"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    config = Config(
+        app_dir=str(tmp_path),
+        reload_include=("*.html",),
+        reload_exclude=("build", "*_test.py"),
+    )
+    found = FileWatcher.from_config(config).snapshot()
+    assert sorted(Path(path).relative_to(tmp_path).as_posix() for path in found) == [
+        "a.py",
+        "c.html",
+        "sub/k.py",
+    ]

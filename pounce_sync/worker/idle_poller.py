@@ -1,6 +1,6 @@
 """Parks idle connections so they never pin a worker thread.
 
-One epoll set is shared by all worker threads (DESIGN.md shape (b)). Every
+One epoll set is shared by all worker threads (shape (b) in docs/architecture.md). Every
 connection is armed with EPOLLONESHOT, so a readiness event wakes exactly one
 worker, and that worker owns the connection until it parks it again. Listening
 sockets are level-triggered, so accepting needs no re-arming. There is no

@@ -6,24 +6,14 @@ import os
 import time
 from typing import Any
 
+from lifespan_helper import serve_lifespan
+
 Scope = dict[str, Any]
 
 
 async def _respond(send, status: int, body: bytes, headers=()) -> None:
     await send({"type": "http.response.start", "status": status, "headers": list(headers)})
     await send({"type": "http.response.body", "body": body})
-
-
-async def _lifespan(receive, send, state: dict | None = None, on_shutdown=None) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            if on_shutdown:
-                on_shutdown()
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 async def _read_body(receive) -> bytes:
@@ -54,7 +44,7 @@ def _scope_json(scope: Scope) -> bytes:
 async def app(scope: Scope, receive, send) -> None:
     """A router over small behaviours the tests need, keyed by path."""
     if scope["type"] == "lifespan":
-        await _lifespan(receive, send)
+        await serve_lifespan(receive, send)
         return
     path = scope["path"][len(scope.get("root_path", "")) :]
     if path == "/echo":
@@ -129,7 +119,7 @@ async def stateful(scope: Scope, receive, send) -> None:
     if scope["type"] == "lifespan":
         scope["state"]["greeting"] = "hello from lifespan"
         scope["state"]["counter"] = 0
-        await _lifespan(receive, send)
+        await serve_lifespan(receive, send)
         return
     scope["state"]["counter"] += 1  # must not leak into the next request's copy
     await _respond(send, 200, json.dumps(scope["state"]).encode())
@@ -151,7 +141,7 @@ async def shutdown_marker(scope: Scope, receive, send) -> None:
             f.write("shutdown\n")
 
     if scope["type"] == "lifespan":
-        await _lifespan(receive, send, on_shutdown=mark)
+        await serve_lifespan(receive, send, on_shutdown=mark)
         return
     await app(scope, receive, send)
 

@@ -4,6 +4,8 @@ import os
 import threading
 from typing import Any
 
+from lifespan_helper import serve_lifespan
+
 Scope = dict[str, Any]
 
 # Set by a request to /release; a request to /hold blocks its worker thread until then.
@@ -26,9 +28,7 @@ async def hold(scope: Scope, receive, send) -> None:
     worker is the one being held.
     """
     if scope["type"] == "lifespan":
-        while (await receive())["type"] != "lifespan.shutdown":
-            await send({"type": "lifespan.startup.complete"})
-        await send({"type": "lifespan.shutdown.complete"})
+        await serve_lifespan(receive, send)
         return
     path = scope["path"]
     if path == "/hold":
@@ -62,11 +62,7 @@ async def scope_mutator(scope: Scope, receive, send) -> None:
     changes in the next answer.
     """
     if scope["type"] == "lifespan":
-        await receive()
-        scope["state"]["counter"] = 0
-        await send({"type": "lifespan.startup.complete"})
-        await receive()
-        await send({"type": "lifespan.shutdown.complete"})
+        await serve_lifespan(receive, send, lambda: scope["state"].update(counter=0))
         return
     import json
 

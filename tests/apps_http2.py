@@ -9,19 +9,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lifespan_helper import serve_lifespan
+
 Scope = dict[str, Any]
 Message = dict[str, Any]
 CHUNK = 65536
-
-
-async def _lifespan(receive, send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 async def _respond(send, status: int, body: bytes, headers=()) -> None:
@@ -153,7 +145,7 @@ ROUTES = {
 
 async def app(scope: Scope, receive, send) -> None:
     if scope["type"] == "lifespan":
-        await _lifespan(receive, send)
+        await serve_lifespan(receive, send)
         return
     handler = ROUTES.get(scope["path"])
     if handler is not None:

@@ -10,6 +10,8 @@ import threading
 from typing import Any
 from urllib.parse import parse_qs
 
+from lifespan_helper import serve_lifespan
+
 Scope = dict[str, Any]
 
 
@@ -25,11 +27,8 @@ def _note(params: dict[str, str], text: str) -> None:
 
 async def app(scope: Scope, receive, send) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            await send({"type": message["type"] + ".complete"})
-            if message["type"] == "lifespan.shutdown":
-                return
+        await serve_lifespan(receive, send)
+        return
     params = _params(scope)
     thread = threading.current_thread().name
     _note(params, f"call {scope['path']} {thread}")

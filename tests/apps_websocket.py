@@ -10,6 +10,8 @@ import os
 from typing import Any
 from urllib.parse import parse_qs
 
+from lifespan_helper import serve_lifespan
+
 Scope = dict[str, Any]
 
 
@@ -30,16 +32,6 @@ class Log:
 
     def disconnect(self, message: dict[str, Any]) -> None:
         self(f"disconnect {message['code']} {message.get('reason') or ''}".rstrip())
-
-
-async def _lifespan(receive, send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 async def _http(send) -> None:
@@ -172,7 +164,7 @@ ROUTES = {
 
 async def app(scope: Scope, receive, send) -> None:
     if scope["type"] == "lifespan":
-        await _lifespan(receive, send)
+        await serve_lifespan(receive, send)
         return
     if scope["type"] == "http":
         await _http(send)

@@ -390,11 +390,13 @@ class Server:
 
     # -- shutdown --------------------------------------------------------------
     def _drain(self) -> None:
-        """Stop accepting, close idle connections, let requests in flight finish.
+        """Stop accepting, let requests in flight finish, close idle connections soon.
 
         In flight means: being served, or sent by the client (input waiting, or a new
         connection whose first request is on its way). The workers keep serving those
         with `connection: close` until none is left or the graceful timeout ends.
+        An idle keep-alive connection closes after a short grace, not at once: its
+        client may be sending the next request already (IdlePoller.begin_drain).
         """
         ctx = self.ctx
         assert ctx is not None
@@ -411,10 +413,8 @@ class Server:
             for listener in self.listeners:
                 self._accept_backlog(listener)
         self._close_listeners()
-        for conn in self.poller.take_idle():
-            conn.close()
-            ctx.connections.release()
         deadline = time.monotonic() + self.config.timeout_graceful_shutdown
+        self.poller.begin_drain(deadline)
         # Drained twice in a row, 50 ms apart: a worker just back from epoll_wait with a
         # connection it accepted has had time to say it is busy or to park it.
         calm = 0

@@ -38,6 +38,8 @@ EXIT_RETIRED = 4  # see server.EXIT_RETIRED
 _POLL = 0.05
 _READY_TIMEOUT = 60.0
 _PR_SET_PDEATHSIG = 1
+# Blocked around fork(): the child must not run the supervisor's handlers for these.
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 @dataclass(slots=True)
@@ -56,6 +58,10 @@ class ProcessSupervisor:
         self.workers: dict[int, WorkerProcess] = {}  # by pid
         self.retiring: set[int] = set()  # pids we told to stop
         self.restarts = RestartBudget()
+        # Slot -> monotonic time its replacement is due. The back-off is a deadline the
+        # main loop checks, not a sleep, so a stop signal or a tripped restart budget seen
+        # during it cancels the restart instead of forking a worker that is not wanted.
+        self._due: dict[int, float] = {}
         # A plain flag, not a threading.Event: signal handlers set it, and Event.set()
         # in a handler can deadlock against the same Event's wait() in the main thread.
         self._stop = _Flag()
@@ -83,6 +89,7 @@ class ProcessSupervisor:
             time.sleep(_POLL)
             self._collect_ready()
             self._reap()
+            self._spawn_due()
             if self._reload:
                 self._reload = False
                 self._rolling_restart()
@@ -90,11 +97,30 @@ class ProcessSupervisor:
         return self._exit_code
 
     def _spawn(self, slot: int) -> WorkerProcess:
+        """Fork a worker; a stop signal sent to it at any moment ends it (never swallowed)."""
         ready_r, ready_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
+        # Until the child resets them, its handlers are ours: a SIGTERM landing there would
+        # only set the child's copy of our stop flag. Blocked, it waits for the reset.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             os.close(ready_r)
+            os.close(ready_w)
+            raise
+        if pid == 0:
+            try:
+                for signum in _STOP_SIGNALS:
+                    signal.signal(signum, signal.SIG_DFL)
+                # A SIGTERM that arrived meanwhile now ends the child by the default
+                # action, which is right: it has served nothing yet.
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                os.close(ready_r)
+            except BaseException:
+                os._exit(EXIT_ERROR)  # never return into the supervisor's code
             self._worker_main(slot, ready_w)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(ready_w)
         worker = WorkerProcess(slot, pid, ready_r)
         self.workers[pid] = worker
@@ -106,8 +132,6 @@ class ProcessSupervisor:
         try:
             os.setpgid(0, 0)
             _die_with_parent()
-            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                signal.signal(signum, signal.SIG_DFL)
             threading.current_thread().name = f"process-{slot}"
             from .lifecycle import Server
 
@@ -138,7 +162,7 @@ class ProcessSupervisor:
     def _collect_ready(self) -> None:
         for worker in self.workers.values():
             if not worker.ready and _readable(worker.ready_fd):
-                worker.ready = True
+                worker.ready = _said_ready(worker.ready_fd)
 
     def _reap(self) -> None:
         while True:
@@ -185,8 +209,17 @@ class ProcessSupervisor:
         error_log.warning("worker process %d [%d] %s; restarting it", worker.slot, pid, how)
         if self.metrics is not None:
             self.metrics.count_process_restart()
-        time.sleep(self.restarts.backoff())
-        self._spawn(worker.slot)
+        self._due[worker.slot] = time.monotonic() + self.restarts.backoff()
+
+    def _spawn_due(self) -> None:
+        """Start the replacements whose back-off has passed; none once a stop was requested."""
+        now = time.monotonic()
+        for slot, due in list(self._due.items()):
+            if self._stop.is_set():
+                return
+            if due <= now:
+                del self._due[slot]
+                self._spawn(slot)
 
     # -- reload and stop -------------------------------------------------------
     def _rolling_restart(self) -> None:
@@ -197,6 +230,8 @@ class ProcessSupervisor:
                 continue
             new = self._spawn(old.slot)
             if not self._wait_ready(new):
+                if self._stop.is_set():  # not a failure: the stop drains the new one too
+                    return
                 error_log.error("replacement for worker process %d did not start", old.slot)
                 return
             self.retiring.add(old.pid)
@@ -206,8 +241,8 @@ class ProcessSupervisor:
         deadline = time.monotonic() + _READY_TIMEOUT
         while time.monotonic() < deadline and not self._stop.is_set():
             if _readable(worker.ready_fd, _POLL):
-                worker.ready = True
-                return True
+                worker.ready = _said_ready(worker.ready_fd)
+                return worker.ready
             self._reap()
             if worker.pid not in self.workers:
                 return False
@@ -295,6 +330,11 @@ class SharedFlag:
 
     def is_set(self) -> bool:
         return self._map[0] == 1
+
+
+def _said_ready(fd: int) -> bool:
+    """The worker wrote its byte; EOF (it exited first) makes the pipe readable too."""
+    return os.read(fd, 1) == b"R"
 
 
 def _readable(fd: int, timeout: float = 0.0) -> bool:

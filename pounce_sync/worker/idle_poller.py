@@ -15,6 +15,12 @@ Ownership rule: a parked connection is in `_parked`; whoever removes it under
 the lock (a worker in `claim`, the reaper in `pop_expired`, shutdown in
 `drain`) owns it. The entry is added *before* the descriptor is re-armed, so a
 wake-up can never find its connection missing.
+
+Draining, a keep-alive connection is not closed at once: the last response on it
+promised keep-alive, so its client may be sending the next request right now, and
+closing would lose that request (the keep-alive close race). It stays parked for
+DRAIN_GRACE instead; a request that arrives meanwhile is answered with
+`connection: close`, and the reaper closes the connections that stayed silent.
 """
 
 import contextlib
@@ -22,6 +28,7 @@ import os
 import select
 import socket
 import threading
+import time
 from dataclasses import dataclass
 
 from .connection import Connection
@@ -32,6 +39,10 @@ _LEVEL_IN = select.EPOLLIN
 _LEVEL_OUT = select.EPOLLOUT
 _BATCH = 64  # ready connections one wait hands a single worker
 _LISTEN = select.EPOLLIN | select.EPOLLEXCLUSIVE
+# Seconds a keep-alive connection stays parked once draining began. A busy client's
+# next request follows its last response within milliseconds; one second covers a
+# loaded machine too, and keeps a rolling restart of N processes about N seconds long.
+DRAIN_GRACE = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +79,8 @@ class IdlePoller:
         self._lock = threading.Lock()
         # fd -> (connection, deadline, status to answer on expiry)
         self._parked: dict[int, tuple[Connection, float, int | None]] = {}
+        # Draining: (grace, graceful deadline) that cap keep-alive parking (begin_drain).
+        self._drain: tuple[float, float] | None = None
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK)
         self._epoll.register(self._wake_fd, _LEVEL_IN)
 
@@ -83,9 +96,14 @@ class IdlePoller:
         *,
         writable: bool = False,
     ) -> None:
-        """Park `conn` until it is readable (writable: a TLS handshake step) or `deadline`."""
+        """Park `conn` until it is readable (writable: a TLS handshake step) or `deadline`.
+
+        Draining, a keep-alive connection's deadline is capped (see begin_drain).
+        """
         events = self._write_events if writable else self._read_events
         with self._lock:
+            if self._drain is not None and _is_keep_alive(conn, expire_status):
+                deadline = min(deadline, _grace_deadline(*self._drain))
             self._parked[conn.fd] = (conn, deadline, expire_status)
         try:
             armed = conn.registered
@@ -147,22 +165,19 @@ class IdlePoller:
                         expired.append(Expired(entry[0], entry[2]))
         return expired
 
-    def take_idle(self) -> list[Connection]:
-        """Take the keep-alive connections with nothing to say (graceful shutdown).
+    def begin_drain(self, until: float, grace: float = DRAIN_GRACE) -> None:
+        """Keep-alive connections stay parked for `grace` more seconds at most, not past `until`.
 
-        Connections that have not sent their first request yet, or have input
-        waiting, stay: their request is in flight from the client's point of view.
+        Not closed at once: a busy client's next request may be on the wire already
+        (see the module docstring). Those parked now and those parked later are capped
+        alike; the reaper closes them when the cap passes, unless input waits.
         """
         with self._lock:
-            snapshot = list(self._parked.items())
-        idle = [(fd, e) for fd, e in snapshot if e[0].requests and not has_input(e[0])]
-        taken = []
-        with self._lock:
-            for fd, entry in idle:
-                if self._parked.get(fd) is entry:
-                    del self._parked[fd]
-                    taken.append(entry[0])
-        return taken
+            self._drain = (grace, until)
+            cap = _grace_deadline(grace, until)
+            for fd, (conn, deadline, status) in self._parked.items():
+                if deadline > cap and _is_keep_alive(conn, status):
+                    self._parked[fd] = (conn, cap, status)
 
     def drain(self) -> list[Connection]:
         """Take every parked connection (shutdown)."""
@@ -182,3 +197,13 @@ class IdlePoller:
     def close(self) -> None:
         self._epoll.close()
         os.close(self._wake_fd)
+
+
+def _is_keep_alive(conn: Connection, expire_status: int | None) -> bool:
+    """Parked between requests: not before the first one (a new connection or a TLS
+    handshake), nor in the middle of a request head (those expire with a 408)."""
+    return expire_status is None and conn.requests > 0
+
+
+def _grace_deadline(grace: float, until: float) -> float:
+    return min(time.monotonic() + grace, until)

@@ -46,7 +46,6 @@ from .asgi_http import HTTPCycle
 from .connection import Connection
 from .context import Listener, ServeContext
 from .coroutine_driver import CoroutineDriver, make_driver
-from .idle_poller import has_input
 from .wsgi import WSGIGateway
 
 error_log = logging.getLogger("pounce_sync.error")
@@ -177,12 +176,10 @@ class SyncWorker:
 
     # -- serving ---------------------------------------------------------------
     def _park(self, conn: Connection) -> None:
-        # Draining: an idle keep-alive connection closes. One whose next request is
-        # already on its way (sent after a response without `connection: close`) is
-        # served, with `connection: close`: closing would reset that request.
-        if conn.requests and self._stopping() and not self._request_waiting(conn):
-            self._close(conn)
-            return
+        # Draining, a keep-alive connection is parked too, not closed: the response just
+        # sent promised keep-alive, so the next request may be on its way, and closing
+        # would reset it. The poller caps its stay at a short grace (begin_drain); a
+        # request arriving meanwhile is answered with `connection: close`.
         now = time.monotonic()
         if conn.handshake_deadline is not None:  # TLS handshake under way; silent at the end
             if conn.handshake_deadline <= now:  # input kept the reaper away, but time is up
@@ -202,10 +199,6 @@ class SyncWorker:
             self.ctx.poller.park(conn, conn.head_deadline, 408)
         else:
             self.ctx.poller.park(conn, now + self.config.timeout_keep_alive)
-
-    @staticmethod
-    def _request_waiting(conn: Connection) -> bool:
-        return conn.parser.has_buffered_data or has_input(conn)
 
     def _close(self, conn: Connection) -> None:
         conn.close()

@@ -1,6 +1,7 @@
 """Process mode: forked workers share the listener, are restarted, reloaded and drained."""
 
 import os
+import re
 import signal
 import threading
 import time
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ..server_process import ServerProcess, exchange, read_response, running_server
+from ..server_process import TESTS_DIR, ServerProcess, exchange, read_response, running_server
 
 PROCESS = ("--worker-mode", "process", "--no-access-log")
 
@@ -179,3 +180,116 @@ def test_diagnostic_app_reports_the_mode(mode: str) -> None:
     assert info["worker_mode"] == mode
     assert info["workers"] == 2
     assert (info["pid"] == srv.proc.pid) is (mode == "thread")
+
+
+def _wait_line(srv: ServerProcess, text: str, timeout: float = 20.0) -> None:
+    """Poll the collected stderr often: the tests below act inside a restart back-off."""
+    deadline = time.monotonic() + timeout
+    while text not in srv.stderr:
+        assert time.monotonic() < deadline, f"no {text!r} in:\n{srv.stderr}"
+        time.sleep(0.002)
+
+
+def _started_pids(srv: ServerProcess) -> set[int]:
+    return {int(pid) for pid in re.findall(r"Started worker process \d+ \[(\d+)\]", srv.stderr)}
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return "zombie" in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+
+
+def _kill_and_wait_replacement(srv: ServerProcess) -> None:
+    """One restart spent: SIGKILL a worker, wait until both slots are filled again."""
+    before = _wait_children(srv, 2)
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    _wait_for(lambda: len(_children(srv.proc.pid) - {victim}) == 2)
+
+
+GRACEFUL = ("--timeout-graceful-shutdown", "2")
+
+
+def test_sigterm_during_a_restart_back_off_starts_no_worker_and_exits_in_time() -> None:
+    # Before the fix the supervisor slept through the back-off and forked the replacement
+    # anyway; that newborn, still on the supervisor's SIGTERM handler, swallowed the stop
+    # and served until the SIGKILL at graceful timeout + 5 s.
+    with running_server("--workers", "2", *PROCESS, *GRACEFUL) as srv:
+        for _ in range(2):  # the third restart backs off 0.4 s: room to signal inside it
+            _kill_and_wait_replacement(srv)
+        victim = min(_wait_children(srv, 2))
+        os.kill(victim, signal.SIGKILL)
+        _wait_line(srv, f"[{victim}] was killed by signal 9; restarting it")
+        srv.send_signal(signal.SIGTERM)
+        assert srv.wait_exit(30) == 0
+    assert "Shutting down: stopping 1 worker processes" in srv.stderr  # no replacement forked
+    assert "did not stop in time" not in srv.stderr
+    assert all(_gone(pid) for pid in _started_pids(srv))
+
+
+def test_restart_budget_tripping_during_a_back_off_leaves_no_worker_serving() -> None:
+    # Five restarts spent, the last with a 1.6 s back-off; the other worker dies during
+    # it and trips the budget. Before the fix the back-off still ended in a fork, and the
+    # newborn swallowed the supervisor's SIGTERM and answered 200 until it was SIGKILLed.
+    with running_server("--workers", "2", *PROCESS, *GRACEFUL) as srv:
+        for _ in range(4):
+            _kill_and_wait_replacement(srv)
+        first, second = sorted(_wait_children(srv, 2))
+        os.kill(first, signal.SIGKILL)
+        _wait_line(srv, f"[{first}] was killed by signal 9; restarting it")
+        os.kill(second, signal.SIGKILL)
+        _wait_line(srv, "5 restarts within 60s already, shutting down")
+        answered: list[bytes] = []
+        while srv.proc.poll() is None:
+            try:
+                answered.append(exchange(srv, b"GET / HTTP/1.0\r\n\r\n", timeout=2)[:12])
+            except OSError:
+                pass  # refused or reset: nothing serves, as it should be
+            time.sleep(0.05)
+        assert srv.wait_exit(30) == 1
+    assert not [r for r in answered if r.startswith(b"HTTP/1.1 200")]
+    assert "Shutting down: stopping 0 worker processes" in srv.stderr
+    assert "did not stop in time" not in srv.stderr
+    assert all(_gone(pid) for pid in _started_pids(srv))
+
+
+_SPAWN_THEN_SIGTERM = """
+import os, signal, sys, time
+from apps import app
+from pounce_sync.config import Config
+from pounce_sync.listeners import bind_listeners
+from pounce_sync.process_supervisor import ProcessSupervisor
+
+config = Config(host="127.0.0.1", port=0, workers=2, worker_mode="process",
+                interface="asgi3", timeout_graceful_shutdown=1)
+supervisor = ProcessSupervisor(config, app, bind_listeners(config))
+supervisor._install_signal_handlers()
+for _ in range(5):
+    worker = supervisor._spawn(1)
+    os.kill(worker.pid, signal.SIGTERM)  # reaches the child before it is set up
+    deadline = time.monotonic() + 10
+    while not os.waitpid(worker.pid, os.WNOHANG)[0]:
+        if time.monotonic() > deadline:
+            print("swallowed", flush=True)
+            os.kill(worker.pid, signal.SIGKILL)
+            sys.exit(1)
+        time.sleep(0.01)
+    supervisor.workers.clear()
+print("stopped", flush=True)
+"""
+
+
+def test_sigterm_reaching_a_just_forked_worker_ends_it(tmp_path: Path) -> None:
+    # Before the fix the child ran the supervisor's Python handler until _worker_main
+    # reset it: the SIGTERM only set the child's copy of the stop flag and it served on.
+    script = tmp_path / "spawn_then_sigterm.py"
+    script.write_text(_SPAWN_THEN_SIGTERM)
+    env = {"PYTHONPATH": os.pathsep.join([str(TESTS_DIR), str(TESTS_DIR.parent)])}
+    srv = ServerProcess([], script=str(script), env=env)
+    try:
+        code = srv.proc.wait(60)
+    finally:
+        srv.kill()
+    assert (code, srv.stdout) == (0, "stopped\n"), srv.stderr

@@ -14,7 +14,7 @@ from .version import __version__
 
 def run(app: Any, **settings: Any) -> int:
     """Serve `app` (an import string, or an ASGI or WSGI callable) with `Config` settings."""
-    from pounce_sync.server.lifecycle import run_config
+    from pounce_sync.server.run import run_config
 
     from .config import Config
 

@@ -83,6 +83,6 @@ def main(argv: list[str] | None = None) -> NoReturn:
         from pounce_sync.server.reload import run_reloader
 
         sys.exit(run_reloader(config, sys.argv[1:] if argv is None else argv))
-    from pounce_sync.server.lifecycle import run_config
+    from pounce_sync.server.run import run_config
 
     sys.exit(run_config(config))

@@ -1,4 +1,4 @@
-"""The server layer: load, bind, run lifespan, start workers, shut down gracefully."""
+"""One process's serving: lifespan, worker seats, the reaper, the graceful drain."""
 
 import contextlib
 import logging
@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from types import FrameType
 from typing import Any
 
@@ -19,76 +18,20 @@ from pounce_sync.asgi.proxy import parse_trusted
 from pounce_sync.config import Config
 from pounce_sync.http1 import ParserLimits, error_response
 from pounce_sync.observe.access_log import AccessLog
-from pounce_sync.observe.logs import LogConfigError, configure_logging
 from pounce_sync.observe.metrics import MetricsLayout, SharedMetrics, ThreadMetrics
-from pounce_sync.version import __version__
 from pounce_sync.worker.context import ConnectionCounter, Listener, ServeContext
 from pounce_sync.worker.idle_poller import IdlePoller
 from pounce_sync.worker.streaming_paths import StreamingPaths
 from pounce_sync.worker.sync_worker import SyncWorker, start_worker_thread
 
-from .diagnostic_app import make_diagnostic_app
-from .importer import AppImportError, load_app
-from .interface import resolve_interface
+from .exit_codes import EXIT_ERROR, EXIT_OK, EXIT_RETIRED, EXIT_STARTUP_FAILURE
 from .lifespan import Lifespan, LifespanFailure
-from .listeners import BindError, bind_listeners, describe_listener
+from .listeners import describe_listener
 from .restart_budget import RestartBudget
-from .runtime import choose_worker_mode, gil_enabled, raise_open_files_limit
-from .tls import TLSConfigError
 
 error_log = logging.getLogger("pounce_sync.error")
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_STARTUP_FAILURE = 3
-EXIT_RETIRED = 4  # a worker process that reached --limit-max-requests; replaced at once
 REAP_INTERVAL = 0.25
-
-
-def run_config(config: Config, app: Any = None) -> int:
-    """Run until a shutdown signal; returns the process exit code.
-
-    `app` is an ASGI or WSGI callable to serve instead of importing `config.app`.
-    """
-    raise_open_files_limit()
-    mode, why = choose_worker_mode(config.worker_mode)
-    config = replace(config, worker_mode=mode)  # from here on never "auto"
-    try:
-        configure_logging(config.log_level, config.log_config)
-        app = app if app is not None else _load(config, mode)
-        # Resolved once: from here on the config names the interface, never "auto".
-        interface, app, interface_why = resolve_interface(app, config.interface)
-        config = replace(config, interface=interface)
-        listeners = bind_listeners(config)
-    except (LogConfigError, AppImportError, BindError, TLSConfigError) as exc:
-        print(f"pounce-sync: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    _log_start(config, mode, why, interface_why)
-    if mode == "process" and config.worker_count > 1:
-        from .supervisor import ProcessSupervisor
-
-        return ProcessSupervisor(config, app, listeners).run()
-    threads = config.worker_count if mode == "thread" else config.threads
-    return Server(config, app, listeners, threads=threads).run()
-
-
-def _load(config: Config, mode: str) -> Any:
-    if config.app is None:
-        return make_diagnostic_app(mode, config.worker_count)
-    return load_app(config.app, config.app_dir, config.factory)
-
-
-def _log_start(config: Config, mode: str, why: str, interface_why: str) -> None:
-    gil = "enabled" if gil_enabled() else "disabled"
-    error_log.info("pounce-sync %s, Python %s, GIL %s", __version__, sys.version.split()[0], gil)
-    if mode == "thread":
-        shape = f"{config.worker_count} worker thread(s) in one process"
-    elif config.worker_count == 1:
-        shape = f"1 worker process (this one, no supervisor) with {config.threads} thread(s)"
-    else:
-        shape = f"{config.worker_count} worker processes with {config.threads} thread(s) each"
-    error_log.info("Worker mode: %s (%s): %s", mode, why, shape)
-    error_log.info("Interface: %s (%s)", config.interface, interface_why)
 
 
 class Server:

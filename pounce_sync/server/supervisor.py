@@ -10,34 +10,28 @@ supervisor, which then stops them in order) and get SIGTERM if the supervisor
 dies, so they never linger.
 """
 
-import ctypes
 import logging
 import mmap
 import os
 import signal
-import sys
-import threading
 import time
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any
 
 from pounce_sync.config import Config
 from pounce_sync.observe.metrics import MetricsLayout, SharedMetrics
 from pounce_sync.worker.context import Listener
 
+from .exit_codes import EXIT_ERROR, EXIT_OK, EXIT_RETIRED, EXIT_STARTUP_FAILURE
 from .listeners import describe_listener
 from .restart_budget import RestartBudget
+from .worker_process import WorkerProcessSpec, run_worker_process
 
 error_log = logging.getLogger("pounce_sync.error")
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_STARTUP_FAILURE = 3
-EXIT_RETIRED = 4  # see server.EXIT_RETIRED
 _POLL = 0.05
 _READY_TIMEOUT = 60.0
-_PR_SET_PDEATHSIG = 1
 # Blocked around fork(): the child must not run the supervisor's handlers for these.
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
@@ -119,44 +113,23 @@ class ProcessSupervisor:
                 os.close(ready_r)
             except BaseException:
                 os._exit(EXIT_ERROR)  # never return into the supervisor's code
-            self._worker_main(slot, ready_w)
+            run_worker_process(
+                WorkerProcessSpec(
+                    self.config,
+                    self.app,
+                    self.listeners,
+                    slot,
+                    self.metrics,
+                    self._server_stopping.is_set,
+                ),
+                ready_w,
+            )
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(ready_w)
         worker = WorkerProcess(slot, pid, ready_r)
         self.workers[pid] = worker
         error_log.info("Started worker process %d [%d]", slot, pid)
         return worker
-
-    def _worker_main(self, slot: int, ready_w: int) -> NoReturn:
-        code = EXIT_ERROR
-        try:
-            os.setpgid(0, 0)
-            _die_with_parent()
-            threading.current_thread().name = f"process-{slot}"
-            from .lifecycle import Server
-
-            def ready() -> None:
-                os.write(ready_w, b"R")
-                os.close(ready_w)
-
-            server = Server(
-                self.config,
-                self.app,
-                self.listeners,
-                threads=self.config.threads,
-                primary=False,
-                on_ready=ready,
-                metrics=self.metrics,
-                process_index=slot - 1,
-                server_stopping=self._server_stopping.is_set,
-            )
-            code = server.run()
-        except BaseException:
-            error_log.exception("worker process %d failed", slot)
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
 
     # -- monitoring ------------------------------------------------------------
     def _collect_ready(self) -> None:
@@ -348,14 +321,3 @@ def _kill(pid: int, signum: int) -> None:
         os.kill(pid, signum)
     except ProcessLookupError:
         pass
-
-
-def _die_with_parent() -> None:
-    """Linux: get SIGTERM when the supervisor dies, even by SIGKILL."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # the supervisor died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)

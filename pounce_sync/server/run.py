@@ -1,0 +1,67 @@
+"""From a config to a running server: load the app, bind, then serve in this process or
+under the process supervisor. The one place that knows both."""
+
+import logging
+import sys
+from dataclasses import replace
+from typing import Any
+
+from pounce_sync.config import Config
+from pounce_sync.observe.logs import LogConfigError, configure_logging
+from pounce_sync.version import __version__
+
+from .diagnostic_app import make_diagnostic_app
+from .exit_codes import EXIT_ERROR
+from .importer import AppImportError, load_app
+from .interface import resolve_interface
+from .lifecycle import Server
+from .listeners import BindError, bind_listeners
+from .runtime import choose_worker_mode, gil_enabled, raise_open_files_limit
+from .supervisor import ProcessSupervisor
+from .tls import TLSConfigError
+
+error_log = logging.getLogger("pounce_sync.error")
+
+
+def run_config(config: Config, app: Any = None) -> int:
+    """Run until a shutdown signal; returns the process exit code.
+
+    `app` is an ASGI or WSGI callable to serve instead of importing `config.app`.
+    """
+    raise_open_files_limit()
+    mode, why = choose_worker_mode(config.worker_mode)
+    config = replace(config, worker_mode=mode)  # from here on never "auto"
+    try:
+        configure_logging(config.log_level, config.log_config)
+        app = app if app is not None else _load(config, mode)
+        # Resolved once: from here on the config names the interface, never "auto".
+        interface, app, interface_why = resolve_interface(app, config.interface)
+        config = replace(config, interface=interface)
+        listeners = bind_listeners(config)
+    except (LogConfigError, AppImportError, BindError, TLSConfigError) as exc:
+        print(f"pounce-sync: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    _log_start(config, mode, why, interface_why)
+    if mode == "process" and config.worker_count > 1:
+        return ProcessSupervisor(config, app, listeners).run()
+    threads = config.worker_count if mode == "thread" else config.threads
+    return Server(config, app, listeners, threads=threads).run()
+
+
+def _load(config: Config, mode: str) -> Any:
+    if config.app is None:
+        return make_diagnostic_app(mode, config.worker_count)
+    return load_app(config.app, config.app_dir, config.factory)
+
+
+def _log_start(config: Config, mode: str, why: str, interface_why: str) -> None:
+    gil = "enabled" if gil_enabled() else "disabled"
+    error_log.info("pounce-sync %s, Python %s, GIL %s", __version__, sys.version.split()[0], gil)
+    if mode == "thread":
+        shape = f"{config.worker_count} worker thread(s) in one process"
+    elif config.worker_count == 1:
+        shape = f"1 worker process (this one, no supervisor) with {config.threads} thread(s)"
+    else:
+        shape = f"{config.worker_count} worker processes with {config.threads} thread(s) each"
+    error_log.info("Worker mode: %s (%s): %s", mode, why, shape)
+    error_log.info("Interface: %s (%s)", config.interface, interface_why)

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..server_process import ServerProcess, running_server
-from ..test_process_supervisor import PROCESS, _children, _wait_children, _wait_for
+from .test_process_supervisor import PROCESS, _children, _wait_children, _wait_for
 
 CLIENTS = 50
 HANGUPS = 3

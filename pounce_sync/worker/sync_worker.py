@@ -83,8 +83,7 @@ class SyncWorker:
         self._metrics_target = (self.config.metrics_path or "").encode() or None
         # Targets the worker answers itself; checked inline so most requests skip a call.
         self._local_targets = {self._health_target, self._metrics_target} - {None}
-        # Compiled here, never parsed per request.
-        self._access_log = ctx.access_log
+        self._access_log = ctx.access_log  # its format compiled once, for every worker
         self._driver: CoroutineDriver | None = None  # made by run(), on the worker's thread
         # The interface was resolved at load; None: the app is ASGI.
         self._wsgi: WSGIGateway | None = None

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from pounce_sync.server.listeners import bind_listeners
+from pounce_sync.server.supervisor import ProcessSupervisor
+
 from ..server_process import TESTS_DIR, ServerProcess, exchange, read_response, running_server
 
 PROCESS = ("--worker-mode", "process", "--no-access-log")
@@ -255,12 +258,14 @@ def test_restart_budget_tripping_during_a_back_off_leaves_no_worker_serving() ->
     assert all(_gone(pid) for pid in _started_pids(srv))
 
 
-_SPAWN_THEN_SIGTERM = """
+# The imports name the modules through the objects imported above, so a module that moves
+# breaks this test at collection instead of inside the child script.
+_SPAWN_THEN_SIGTERM = f"""
 import os, signal, sys, time
 from apps import app
 from pounce_sync.config import Config
-from pounce_sync.listeners import bind_listeners
-from pounce_sync.process_supervisor import ProcessSupervisor
+from {bind_listeners.__module__} import bind_listeners
+from {ProcessSupervisor.__module__} import ProcessSupervisor
 
 config = Config(host="127.0.0.1", port=0, workers=2, worker_mode="process",
                 interface="asgi3", timeout_graceful_shutdown=1)
@@ -282,7 +287,7 @@ print("stopped", flush=True)
 
 
 def test_sigterm_reaching_a_just_forked_worker_ends_it(tmp_path: Path) -> None:
-    # Before the fix the child ran the supervisor's Python handler until _worker_main
+    # Before the fix the child ran the supervisor's Python handler until its own setup
     # reset it: the SIGTERM only set the child's copy of the stop flag and it served on.
     script = tmp_path / "spawn_then_sigterm.py"
     script.write_text(_SPAWN_THEN_SIGTERM)

@@ -12,6 +12,7 @@ from pounce_sync.http1 import Request
 from pounce_sync.http1.default_fields import DefaultHeaders
 
 from .handoffs import ClientSocket
+from .socket_stream import AsyncSocket
 from .stats import PoolStats
 
 # Give a keep-alive HTTP/1.1 connection back to the sync side, with the bytes of the
@@ -67,3 +68,14 @@ class PoolContext:
     access_log: AccessLogger
     # Set by the server from the first shutdown signal (--drain-delay): health says 503.
     unhealthy: threading.Event
+
+    def give_back_or_close(
+        self, stream: AsyncSocket, conn: ClientSocket, buffered: bytes, keep_alive: bool
+    ) -> None:
+        """An HTTP/1.1 exchange ended: a keep-alive connection returns to the sync side
+        with the next request's bytes, unless the pool is draining; any other closes."""
+        if keep_alive and self.resume is not None and not self.shutdown.is_set():
+            stream.detach()
+            self.resume(conn, buffered)
+        else:
+            stream.close()

@@ -237,11 +237,7 @@ async def serve_streaming(handoff: StreamingRequest, ctx: PoolContext) -> None:
     try:
         keep_alive = await exchange.run()
     finally:
-        if keep_alive and ctx.resume is not None and not ctx.shutdown.is_set():
-            stream.detach()
-            ctx.resume(handoff.conn, handoff.parser.buffered)
-        else:
-            stream.close()
+        ctx.give_back_or_close(stream, handoff.conn, handoff.parser.buffered, keep_alive)
         access = ctx.access_log
         if access.enabled:
             scope = handoff.scope

@@ -21,8 +21,5 @@ async def serve_pending_write(handoff: PendingWrite, ctx: PoolContext) -> None:
     except (ConnectionLost, TimeoutError):
         pass  # the client left, or stopped reading: nothing more can reach it
     finally:
-        if written and handoff.keep_alive and ctx.resume is not None and not ctx.shutdown.is_set():
-            stream.detach()
-            ctx.resume(handoff.conn, handoff.buffered)
-        else:
-            stream.close()
+        keep_alive = written and handoff.keep_alive
+        ctx.give_back_or_close(stream, handoff.conn, handoff.buffered, keep_alive)

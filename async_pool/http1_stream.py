@@ -12,13 +12,13 @@ import time
 from typing import Any
 
 from pounce_sync.asgi.disconnect import ClientDisconnected, disconnect_message
+from pounce_sync.asgi.exchange import AppOutcome, HTTPExchange, ReceiveStep, log_app_error
 from pounce_sync.http1 import (
     CONTINUE_HEAD,
     NEED_DATA,
     BodyFraming,
     Data,
     EndOfMessage,
-    LocalProtocolError,
     ProtocolError,
     ResponseWriter,
     error_response,
@@ -34,44 +34,42 @@ error_log = logging.getLogger("pounce_sync.error")
 _MAX_READ_AHEAD = 65536
 
 
-class StreamingExchange:
-    """One request/response on the pool: ASGI receive/send over an AsyncSocket."""
+class StreamingExchange(HTTPExchange):
+    """The pool's HTTP/1.1 shell over `HTTPExchange`: ASGI receive/send over an AsyncSocket."""
 
     def __init__(self, stream: AsyncSocket, handoff: StreamingRequest, ctx: PoolContext) -> None:
+        super().__init__(handoff.request, ctx.config.max_body_size)
         self.stream = stream
         self.handoff = handoff
         self.ctx = ctx
-        self.request = handoff.request
         self.parser = handoff.parser
         keep_alive = handoff.keep_alive and not ctx.shutdown.is_set()
         self.writer = ResponseWriter(handoff.request, keep_alive, handoff.default_fields)
-        self.body_done = False  # the app has received the body's last message
         self.eom_seen = False  # the parser has given the body's EndOfMessage
-        self.continue_sent = False
-        self.received = 0
-        self.status = 0
         self.bytes_sent = 0
-        self.response_complete = False
-        self.gone = asyncio.Event()  # the client closed, reset, or stopped reading
+        self.gone = asyncio.Event()  # set with `disconnected`: the client closed, reset or left
         self._watcher: asyncio.Task[None] | None = None
+
+    def _lost(self) -> None:
+        self.disconnected = True
+        self.gone.set()
 
     # -- receive ---------------------------------------------------------------
     async def receive(self) -> dict[str, Any]:
-        if self.gone.is_set() or self.response_complete:
-            return disconnect_message()
-        if not self.body_done:
-            if not self.eom_seen:
-                return await self._read_body()
-            self.body_done = True  # a body-less request, finished early by `send`
-            return {"type": "http.request", "body": b"", "more_body": False}
-        self._watch()
-        shutdown = asyncio.ensure_future(self.ctx.shutdown.wait())
-        gone = asyncio.ensure_future(self.gone.wait())
-        try:
-            await asyncio.wait((shutdown, gone), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            shutdown.cancel()
-            gone.cancel()
+        step = self.next_receive()
+        if step is ReceiveStep.READ_BODY:
+            if self.eom_seen:  # a body-less request, finished early by `send`
+                return self.request_message(b"", False)
+            return await self._read_body()
+        if step is ReceiveStep.AWAIT_DISCONNECT:
+            self._watch()
+            shutdown = asyncio.ensure_future(self.ctx.shutdown.wait())
+            gone = asyncio.ensure_future(self.gone.wait())
+            try:
+                await asyncio.wait((shutdown, gone), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                shutdown.cancel()
+                gone.cancel()
         return disconnect_message()
 
     async def _read_body(self) -> dict[str, Any]:
@@ -82,17 +80,14 @@ class StreamingExchange:
         except TimeoutError:
             return await self._abort(408)
         if event is None:
-            self.gone.set()
-            return disconnect_message()
+            return await self._abort(None)
         if type(event) is EndOfMessage:
-            self.body_done = self.eom_seen = True
-            return {"type": "http.request", "body": b"", "more_body": False}
+            self.eom_seen = True
+            return self.request_message(b"", False)
         data = event.data
-        self.received += len(data)
-        limit = self.ctx.config.max_body_size
-        if limit and self.received > limit:
+        if not self.within_limit(len(data)):
             return await self._abort(413)
-        return {"type": "http.request", "body": data, "more_body": True}
+        return self.request_message(data, True)
 
     async def _next_body_event(self) -> Data | EndOfMessage | None:
         """The next body event; None if the client went away first."""
@@ -100,24 +95,20 @@ class StreamingExchange:
             event = self.parser.next_event()
             if event is not NEED_DATA:
                 return event  # type: ignore[return-value]
-            if self.request.expect_continue and not self.continue_sent:
-                self.continue_sent = True
-                if not self.writer.started:
-                    await self.stream.send_all(CONTINUE_HEAD)
+            if self.continue_due():
+                await self.stream.send_all(CONTINUE_HEAD)
             timeout = self.ctx.config.timeout_body_read
             data = await asyncio.wait_for(self.stream.recv(), timeout)
             if not data:
                 return None
             self.parser.feed(data)
 
-    async def _abort(self, status: int) -> dict[str, Any]:
-        if not self.writer.started:
+    async def _abort(self, status: int | None) -> dict[str, Any]:
+        if self.abort(status):
             try:
-                await self.stream.send_all(error_response(status))
+                await self.stream.send_all(error_response(status))  # type: ignore[arg-type]
             except ConnectionLost:
                 pass
-            self.status = status
-            self.response_complete = True
         self.gone.set()
         return disconnect_message()
 
@@ -136,41 +127,37 @@ class StreamingExchange:
         while len(self.parser.buffered) < _MAX_READ_AHEAD:
             data = await self.stream.recv()
             if not data:
-                self.gone.set()
+                self._lost()
                 return
             self.parser.feed(data)  # a pipelined request: kept for the sync side
 
     # -- send ------------------------------------------------------------------
     async def send(self, message: dict[str, Any]) -> None:
-        if self.gone.is_set():
+        if self.disconnected:
             raise ClientDisconnected("the client disconnected")
         kind = message["type"]
         if kind == "http.response.start":
-            self.writer.start(message["status"], message.get("headers", ()))
-            self.status = message["status"]
+            status = self.response_start(message)
+            self.writer.start(status, message.get("headers", ()))
             self._finish_empty_body()
             # A client waiting for 100 Continue may never send the body nobody read.
-            continue_pending = self.request.expect_continue and not self.continue_sent
-            if self.ctx.shutdown.is_set() or (continue_pending and not self.eom_seen):
+            if self.ctx.shutdown.is_set() or (self.continue_pending and not self.eom_seen):
                 self.writer.close_after()
         elif kind == "http.response.body":
-            await self._send_body(message.get("body", b""), message.get("more_body", False))
+            await self._send_body(message)
         else:
-            raise RuntimeError(f"unexpected ASGI message type {kind!r} on an http connection")
+            self.unexpected(kind)
 
-    async def _send_body(self, body: bytes, more_body: bool) -> None:
-        if self.response_complete:
-            raise RuntimeError("http.response.body after the response was complete")
+    async def _send_body(self, message: dict[str, Any]) -> None:
+        body, more_body = self.response_body(message)
         data = self.writer.body(body, more_body)
-        if not more_body:
-            self.response_complete = True
         self._watch()
         if not data:
             return
         try:
             await self.stream.send_all(data, self.ctx.config.timeout_write)
         except (ConnectionLost, TimeoutError) as exc:
-            self.gone.set()
+            self._lost()
             raise ClientDisconnected(str(exc) or "write timed out") from None
         self.bytes_sent += len(data)
 
@@ -182,29 +169,25 @@ class StreamingExchange:
         except ClientDisconnected:
             return False
         except Exception as exc:
-            if isinstance(exc, LocalProtocolError):
-                error_log.error("Invalid response from ASGI application: %s", exc)
-            else:
-                error_log.exception("Exception in ASGI application")
+            log_app_error(exc)
             await self._fail()
             return False
         finally:
             await self._stop_watching()
-        if not self.writer.started:
-            error_log.error("ASGI application returned without starting a response")
+        outcome = self.app_returned()
+        outcome.log()
+        if outcome is AppOutcome.NOT_STARTED:
             await self._fail()
-            return False
-        if not self.response_complete or self.gone.is_set():
+        if outcome is not AppOutcome.COMPLETE:
             return False
         return self.writer.keep_alive and self._body_finished()
 
     async def _fail(self) -> None:
-        if not self.writer.started and not self.gone.is_set():
+        if self.fail():
             try:
                 await self.stream.send_all(error_response(500))
             except ConnectionLost:
                 pass
-            self.status = 500
 
     async def _stop_watching(self) -> None:
         watcher, self._watcher = self._watcher, None

@@ -469,7 +469,7 @@ class H2Server:
         view = memoryview(data)
         conn = self.conn
         while True:
-            if stream.gone or self.closed:
+            if stream.disconnected or self.closed:
                 raise StreamGone("the stream is closed")
             try:
                 room = self._room(stream.id)

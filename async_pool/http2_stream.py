@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from h2.errors import ErrorCodes
 
 from pounce_sync.asgi.disconnect import ClientDisconnected, disconnect_message
+from pounce_sync.asgi.exchange import AppOutcome, HTTPExchange, ReceiveStep, log_app_error
 from pounce_sync.asgi.scope import add_request_context, build_http_scope
 from pounce_sync.http1 import ORIGIN_FORM, BodyFraming, Request, error_body, valid_field
 
@@ -137,8 +138,11 @@ def response_headers(raw: Any) -> Headers:
 
 
 # -- the stream ----------------------------------------------------------------
-class H2Stream:
-    """The ASGI side of one stream. The connection's reader calls the `on_*` methods."""
+class H2Stream(HTTPExchange):
+    """The HTTP/2 shell over `HTTPExchange` for one stream; the reader calls the `on_*` methods.
+
+    `disconnected` here means reset by either side, or the connection is over.
+    """
 
     def __init__(
         self,
@@ -150,9 +154,9 @@ class H2Stream:
         request_ended: bool,
         extra_headers: Headers | None = None,
     ) -> None:
+        super().__init__(request, link.ctx.config.max_body_size, trailers_allowed=True)
         self.link = link
         self.id = stream_id
-        self.request = request
         self.scope = scope
         self.ctx = link.ctx
         self._extra = extra_headers or []  # x-request-id
@@ -160,31 +164,20 @@ class H2Stream:
         # inbound
         self._chunks: list[bytes] = []
         self._unacked = 0  # flow-controlled bytes buffered, not yet given back to the peer
-        self.received = 0
         self.request_ended = request_ended
-        self._body_done = False  # the app has had the body's last message
-        self._continue_sent = False
         self._changed = asyncio.Event()  # data, end of request, reset, or drain
         self.window = asyncio.Event()  # the peer opened its window, or the stream went away
-        self.gone = False
         # outbound
-        self.status = 0
         self._headers: Headers = []
-        self._trailers_wanted = False
         self._trailers: Headers = []
-        self.headers_sent = False
-        self._body_complete = False
         self.ended = False  # END_STREAM sent
         self.bytes_sent = 0
 
     # -- from the connection's reader ----------------------------------------
     def on_data(self, data: bytes, flow_length: int) -> None:
-        self.received += len(data)
-        limit = self.ctx.config.max_body_size
-        if self.gone or (limit and self.received > limit):
+        if self.disconnected or not self.within_limit(len(data)):
             self.link.consumed(self.id, flow_length)  # nobody will read it: free the window
-            if not self.gone:
-                self.abort(413)
+            self.refuse(413)
             return
         self._chunks.append(data)
         self._unacked += flow_length
@@ -196,7 +189,7 @@ class H2Stream:
 
     def on_gone(self) -> None:
         """Reset by the peer, or the connection is over: the app gets `http.disconnect`."""
-        self.gone = True
+        self.disconnected = True
         self._changed.set()
         self.window.set()
 
@@ -204,13 +197,13 @@ class H2Stream:
         """The connection is draining: an app waiting for disconnect hears it now."""
         self._changed.set()
 
-    def abort(self, status: int) -> None:
-        """Answer `status` if nothing was sent yet, else reset; the app hears disconnect."""
-        if self.gone:
+    def refuse(self, status: int) -> None:
+        """Answer `status` if no head was sent yet, else reset; the app hears disconnect."""
+        if self.disconnected:
             return
-        if not self.headers_sent:
+        if self.abort(status):
             self.link.respond_now(self.id, status, error_body(status))
-            self.status, self.headers_sent, self.ended = status, True, True
+            self.ended = True
             if not self.request_ended:
                 self.link.reset(self.id, ErrorCodes.NO_ERROR)  # RFC 9113 8.1: stop the upload
         else:
@@ -220,21 +213,23 @@ class H2Stream:
     # -- receive ---------------------------------------------------------------
     async def receive(self) -> Message:
         while True:
-            if self.gone:
+            step = self.next_receive()
+            if step is ReceiveStep.DISCONNECT:
                 return disconnect_message()
-            if self._chunks or (self.request_ended and not self._body_done):
-                return self._take_body()
-            if self._body_done:
+            if step is ReceiveStep.AWAIT_DISCONNECT:
                 if self.ended or self.link.draining:
                     return disconnect_message()
                 await self._wait_changed()
-                continue
-            self._maybe_continue()
-            try:
-                async with asyncio.timeout(self.ctx.config.timeout_body_read):
-                    await self._wait_changed()
-            except TimeoutError:
-                self.abort(408)
+            elif self._chunks or self.request_ended:
+                return self._take_body()
+            else:
+                if self.continue_due():
+                    self._send_continue()
+                try:
+                    async with asyncio.timeout(self.ctx.config.timeout_body_read):
+                        await self._wait_changed()
+                except TimeoutError:
+                    self.refuse(408)
 
     async def _wait_changed(self) -> None:
         self._changed.clear()  # state was checked just before, with no await between
@@ -246,18 +241,14 @@ class H2Stream:
         if self._unacked:
             self.link.consumed(self.id, self._unacked)
             self._unacked = 0
-        more = not self.request_ended
-        self._body_done = not more
-        return {"type": "http.request", "body": body, "more_body": more}
+        return self.request_message(body, not self.request_ended)
 
-    def _maybe_continue(self) -> None:
+    def _send_continue(self) -> None:
         """The app wants the body a client holds back for `100 Continue`: ask for it."""
-        if self.request.expect_continue and not self._continue_sent and not self.headers_sent:
-            self._continue_sent = True
-            try:
-                self.link.send_head(self.id, [(b":status", b"100")], False)
-            except StreamGone:
-                self.on_gone()
+        try:
+            self.link.send_head(self.id, [(b":status", b"100")], False)
+        except StreamGone:
+            self.on_gone()
 
     def release(self) -> None:
         """The app is done: give back the window of what it never read."""
@@ -268,42 +259,29 @@ class H2Stream:
 
     # -- send ------------------------------------------------------------------
     async def send(self, message: Message) -> None:
-        if self.gone:
+        if self.disconnected:
             raise StreamGone("the stream was closed by the client")
         kind = message["type"]
         if kind == "http.response.start":
-            self._start(message)
+            self.response_start(message)
+            headers = response_headers(message.get("headers", ()))
+            self._headers = [*self.link.default_headers(), *self._extra, *headers]
         elif kind == "http.response.body":
-            await self._body(message.get("body", b""), message.get("more_body", False))
+            await self._body(message)
         elif kind == "http.response.trailers":
             self._add_trailers(message)
         else:
-            raise RuntimeError(f"unexpected ASGI message type {kind!r} on an http stream")
+            self.unexpected(kind)
 
-    def _start(self, message: Message) -> None:
-        if self.status:
-            raise RuntimeError("http.response.start sent twice")
-        status = message["status"]
-        if type(status) is not int or not 200 <= status <= 599:
-            raise ValueError(f"invalid response status {status!r}")
-        headers = response_headers(message.get("headers", ()))
-        self._headers = [*self.link.default_headers(), *self._extra, *headers]
-        self._trailers_wanted = bool(message.get("trailers", False))
-        self.status = status
-
-    async def _body(self, body: bytes, more_body: bool) -> None:
-        if not self.status:
-            raise RuntimeError("http.response.body before http.response.start")
-        if self._body_complete:
-            raise RuntimeError("http.response.body after the response body was complete")
-        last = not more_body
-        self._body_complete = last
-        if not self.headers_sent:
-            only_head = self._head or (last and not body and not self._trailers_wanted)
-            self._send_head(only_head)
+    async def _body(self, message: Message) -> None:
+        first = not self.head_sent
+        body, more_body = self.response_body(message)
+        if first:
+            last = not more_body
+            self._send_head(self._head or (last and not body and not self.trailers_wanted))
         if self.ended:
             return  # HEAD: the body is not sent
-        end = last and not self._trailers_wanted
+        end = self.response_complete
         if body or end:
             await self.link.send_body(self, body, end)
             self.bytes_sent += len(body)
@@ -313,7 +291,6 @@ class H2Stream:
     def _send_head(self, end_stream: bool) -> None:
         status = (b":status", str(self.status).encode("ascii"))
         self.link.send_head(self.id, [status, *self._headers], end_stream)
-        self.headers_sent = True
         if end_stream:
             self._mark_ended()
 
@@ -323,12 +300,9 @@ class H2Stream:
         self._changed.set()
 
     def _add_trailers(self, message: Message) -> None:
-        if not self._trailers_wanted:
-            raise RuntimeError("http.response.trailers without trailers=True in the start")
-        if not self._body_complete:
-            raise RuntimeError("http.response.trailers before the response body was complete")
-        self._trailers += response_headers(message.get("headers", ()))
-        if not message.get("more_trailers", False) and not self.ended:
+        headers, more_trailers = self.response_trailers(message)
+        self._trailers += response_headers(headers)
+        if not more_trailers and not self.ended:
             self.link.send_head(self.id, self._trailers, True)
             self._mark_ended()
 
@@ -339,33 +313,31 @@ class H2Stream:
             await self.ctx.app(self.scope, self.receive, self.send)
         except ClientDisconnected:
             pass
-        except Exception:
-            error_log.exception("Exception in ASGI application")
+        except Exception as exc:
+            log_app_error(exc)
             self._fail()
         else:
-            if not self.status and not self.gone:
-                error_log.error("ASGI application returned without starting a response")
-                self._fail()
-            elif not self.ended and not self.gone:
-                error_log.error("ASGI application returned without completing the response")
+            outcome = self.app_returned()
+            outcome.log()
+            if outcome is AppOutcome.NOT_STARTED or outcome is AppOutcome.INCOMPLETE:
                 self._fail()
         finally:
             self._close()
 
     def _fail(self) -> None:
-        if self.gone:
+        if self.disconnected:
             return
-        if not self.headers_sent:
+        if self.fail():
             self.link.respond_now(self.id, 500, error_body(500))
-            self.status, self.headers_sent, self.ended = 500, True, True
-        else:
+            self.ended = True
+        elif not self.ended:  # once END_STREAM is out the client has the whole response
             self.link.reset(self.id, ErrorCodes.INTERNAL_ERROR)
-            self.gone = True
+            self.disconnected = True
 
     def _close(self) -> None:
         """Whatever the app did, leave the stream closed on our side and its window free."""
         self.release()
-        if self.gone:
+        if self.disconnected:
             return
         if not self.ended:
             self.link.reset(self.id, ErrorCodes.INTERNAL_ERROR)  # cancelled mid-response

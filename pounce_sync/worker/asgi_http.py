@@ -14,10 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from pounce_sync.asgi.disconnect import ClientDisconnected, disconnect_message
+from pounce_sync.asgi.exchange import HTTPExchange, ReceiveStep
 from pounce_sync.http1 import (
     CONTINUE_HEAD,
     NEED_DATA,
-    BodyFraming,
     Data,
     EndOfMessage,
     ProtocolError,
@@ -29,21 +29,15 @@ from pounce_sync.http1 import (
 from .connection import Connection
 
 
-class HTTPCycle:
+class HTTPCycle(HTTPExchange):
+    """The sync worker's shell over `HTTPExchange`: blocking reads, writes that may not wait."""
+
     __slots__ = (
         "_disconnect_waiter",
         "_pending",
-        "body_done",
         "bytes_sent",
         "conn",
-        "continue_sent",
-        "disconnected",
-        "max_body_size",
         "on_stream",
-        "received",
-        "request",
-        "response_complete",
-        "status",
         "stopping",
         "streamed",
         "unsent",
@@ -59,17 +53,10 @@ class HTTPCycle:
         stopping: threading.Event,
         on_stream: "Callable[[HTTPCycle], None] | None" = None,
     ) -> None:
+        HTTPExchange.__init__(self, request, max_body_size)
         self.conn = conn
         self.stopping = stopping
-        self.request = request
         self.writer = writer
-        self.max_body_size = max_body_size
-        self.body_done = False
-        self.continue_sent = False
-        self.received = 0
-        self.disconnected = False
-        self.response_complete = False
-        self.status = 0
         self.bytes_sent = 0
         self.streamed = False  # the body came in several messages: the path is learned
         # Called once, at the first body message with more_body=True.
@@ -81,11 +68,12 @@ class HTTPCycle:
 
     # -- receive ---------------------------------------------------------------
     async def receive(self) -> dict[str, Any]:
-        if self.disconnected or self.response_complete:
-            return disconnect_message()
-        if self.body_done:
+        step = self.next_receive()
+        if step is ReceiveStep.READ_BODY:
+            return self._read_body()
+        if step is ReceiveStep.AWAIT_DISCONNECT:
             return await self._wait_for_disconnect()
-        return self._read_body()
+        return disconnect_message()
 
     def _read_body(self) -> dict[str, Any]:
         try:
@@ -97,14 +85,11 @@ class HTTPCycle:
         except OSError:
             return self._abort(None)
         if type(event) is EndOfMessage:
-            self.body_done = True
-            return {"type": "http.request", "body": b"", "more_body": False}
+            return self.request_message(b"", False)
         data = event.data
-        self.received += len(data)
-        if self.max_body_size and self.received > self.max_body_size:
+        if not self.within_limit(len(data)):
             return self._abort(413)
-        more_body = not self._peek_end()
-        return {"type": "http.request", "body": data, "more_body": more_body}
+        return self.request_message(data, not self._peek_end())
 
     def _next_body_event(self) -> Data | EndOfMessage:
         pending, self._pending = self._pending, None
@@ -117,10 +102,8 @@ class HTTPCycle:
             event = parser.next_event()
             if event is not NEED_DATA:
                 return event  # type: ignore[return-value]
-            if self.request.expect_continue and not self.continue_sent:
-                self.continue_sent = True
-                if not self.writer.started:
-                    self.conn.send(CONTINUE_HEAD)
+            if self.continue_due():
+                self.conn.send(CONTINUE_HEAD)
             self.conn.read_blocking()
 
     def _peek_end(self) -> bool:
@@ -131,7 +114,6 @@ class HTTPCycle:
             self._pending = exc
             return False
         if type(event) is EndOfMessage:
-            self.body_done = True
             return True
         if event is not NEED_DATA:
             self._pending = event
@@ -139,11 +121,8 @@ class HTTPCycle:
 
     def _abort(self, status: int | None) -> dict[str, Any]:
         """The body cannot be read on: answer `status` if we still can, then disconnect."""
-        self.disconnected = True
-        if status is not None and not self.writer.started:
-            self.conn.send_nowait(error_response(status))
-            self.status = status
-            self.response_complete = True
+        if self.abort(status):
+            self.conn.send_nowait(error_response(status))  # type: ignore[arg-type]
         return disconnect_message()
 
     async def _wait_for_disconnect(self) -> dict[str, Any]:
@@ -175,23 +154,20 @@ class HTTPCycle:
             raise ClientDisconnected("the client disconnected")
         kind = message["type"]
         if kind == "http.response.start":
-            self.writer.start(message["status"], message.get("headers", ()))
-            self.status = message["status"]
+            status = self.response_start(message)
+            self.writer.start(status, message.get("headers", ()))
             # expect_continue first: the property costs a call on every response otherwise.
-            if (self.request.expect_continue and self._continue_pending) or self.stopping.is_set():
+            if (self.request.expect_continue and self.continue_pending) or self.stopping.is_set():
                 self.writer.close_after()  # the client may never send the body we skipped
         elif kind == "http.response.body":
-            self._send_body(message.get("body", b""), message.get("more_body", False))
+            self._send_body(message)
         else:
-            raise RuntimeError(f"unexpected ASGI message type {kind!r} on an http connection")
+            self.unexpected(kind)
 
-    def _send_body(self, body: bytes, more_body: bool) -> None:
-        if self.response_complete:
-            raise RuntimeError("http.response.body after the response was complete")
+    def _send_body(self, message: dict[str, Any]) -> None:
+        body, more_body = self.response_body(message)
         data = self.writer.body(body, more_body)
-        if not more_body:
-            self.response_complete = True
-        elif not self.streamed:
+        if more_body and not self.streamed:
             self.streamed = True
             if self.on_stream is not None:
                 self.on_stream(self)
@@ -211,21 +187,10 @@ class HTTPCycle:
         if not more_body and waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    @property
-    def _continue_pending(self) -> bool:
-        """The client waits for 100 Continue before sending a body the app never read."""
-        request = self.request
-        return (
-            request.expect_continue
-            and request.framing is not BodyFraming.NONE
-            and not self.continue_sent
-            and not self.body_done
-        )
-
     # -- after the app returned -------------------------------------------------
     def drain_body(self) -> bool:
         """Discard what is left of the request body if it is already here; False if not."""
-        if self.request.expect_continue and self._continue_pending:
+        if self.request.expect_continue and self.continue_pending:
             return False  # the client may still be waiting to send it
         if self._pending is not None:
             return False

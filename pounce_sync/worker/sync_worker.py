@@ -20,6 +20,7 @@ from async_pool import (
     WebSocketUpgrade,
 )
 from pounce_sync.asgi.disconnect import ClientDisconnected
+from pounce_sync.asgi.exchange import AppOutcome, log_app_error
 from pounce_sync.asgi.request_id import find_or_make_request_id
 from pounce_sync.asgi.scope import (
     add_request_context,
@@ -33,7 +34,6 @@ from pounce_sync.http1 import (
     BodyFraming,
     ConnectionClosed,
     HTTP2Preface,
-    LocalProtocolError,
     ProtocolError,
     Request,
     ResponseWriter,
@@ -482,25 +482,17 @@ class SyncWorker:
         except ClientDisconnected:
             return False
         except Exception as exc:
-            if not isinstance(exc, LocalProtocolError):
-                error_log.exception("Exception in ASGI application")
-            else:
-                error_log.error("Invalid response from ASGI application: %s", exc)
+            log_app_error(exc)
             return self._fail(cycle)
-        if cycle.disconnected:
-            return False
-        if not cycle.writer.started:
-            error_log.error("ASGI application returned without starting a response")
+        outcome = cycle.app_returned()
+        outcome.log()
+        if outcome is AppOutcome.NOT_STARTED:
             return self._fail(cycle)
-        if not cycle.response_complete:
-            error_log.error("ASGI application returned without completing the response")
-            return False
-        return True
+        return outcome is AppOutcome.COMPLETE
 
     def _fail(self, cycle: HTTPCycle) -> bool:
-        if not cycle.writer.started and not cycle.disconnected:
+        if cycle.fail():
             cycle.conn.send_nowait(error_response(500))
-            cycle.status = 500
         return False
 
 

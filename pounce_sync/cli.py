@@ -7,7 +7,7 @@ import typing
 from dataclasses import MISSING, fields
 from typing import Any, NoReturn
 
-from .config import Config, ConfigError
+from .config import Config, ConfigError, choices, flag_for
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         if f.metadata.get("flag") == "":
             parser.add_argument(f.name, nargs="?", default=f.default, help=help_text)
             continue
-        flag = "--" + f.name.replace("_", "-")
+        flag = flag_for(f.name)
         default = f.default if f.default is not MISSING else None
         kind = _base_type(hints[f.name])
         if typing.get_origin(kind) is tuple:
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                 flag,
                 type=kind,
                 default=default,
-                choices=f.metadata.get("choices") or None,
+                choices=choices(f.name) or None,
                 metavar=f.name.upper(),
                 help=f"{help_text} (default: {default})",
             )

@@ -1,11 +1,16 @@
-"""Every setting, declared once: a frozen dataclass whose field metadata drives the CLI and docs.
+"""Every setting, declared once: a frozen dataclass whose fields drive the CLI and docs.
 
-One `Config` is built at start-up, validated, and then shared read-only by every
-thread, so nothing on the request path needs a lock to read a setting.
+Each field carries its type, default, help and its own check; the choices of a
+`Literal[...]` setting are read from its type. Rules that tie several fields
+together follow the class as `CROSS_FIELD_CHECKS`. One `Config` is built at
+start-up, checked, and then shared read-only by every thread, so nothing on the
+request path needs a lock to read a setting.
 """
 
 import os
 import re
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
@@ -18,16 +23,118 @@ Interface = Literal["auto", "asgi3", "asgi2", "wsgi"]
 CoroutineDriver = Literal["auto", "eager", "loop"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 
-
-_BIND = re.compile(r"unix:.+|fd://[0-9]+|(\[[0-9A-Fa-f:.]+\]|[^:\[\]]*):[0-9]{1,5}")
+Check = Callable[[str, Any], None]
+"""A field's check: given the flag that names it and a value (never None), raise or return."""
 
 
 class ConfigError(ValueError):
     """A setting is invalid; the message is shown to the user as one line."""
 
 
-def setting(default: Any, help: str, *, flag: str | None = None, choices: tuple = ()) -> Any:
-    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices})
+def flag_for(name: str) -> str:
+    """The command-line flag of setting `name`, which also names it in error messages."""
+    return "--" + name.replace("_", "-")
+
+
+# -- checks of one value, named for what they accept ------------------------------------
+
+
+def positive(flag: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{flag} must be positive, got {value!r}")
+
+
+def non_negative(flag: str, value: float) -> None:
+    if value < 0:
+        raise ConfigError(f"{flag} must be 0 or more, got {value!r}")
+
+
+def at_least_one(flag: str, value: int) -> None:
+    if value < 1:
+        raise ConfigError(f"{flag} must be at least 1, got {value!r}")
+
+
+def between(low: int, high: int) -> Check:
+    """A check for whole numbers from `low` to `high`, both included."""
+
+    def check(flag: str, value: int) -> None:
+        if not low <= value <= high:
+            raise ConfigError(f"{flag} must be between {low} and {high}, got {value!r}")
+
+    return check
+
+
+port_number = between(0, 65535)
+h2_frame_size = between(16384, 16777215)  # RFC 9113 6.5.2, SETTINGS_MAX_FRAME_SIZE
+
+
+def one_of(allowed: tuple[Any, ...]) -> Check:
+    """A check for a `Literal[...]` setting: the value must be one of its type's values."""
+
+    def check(flag: str, value: Any) -> None:
+        if value not in allowed:
+            listed = ", ".join(map(str, allowed))
+            raise ConfigError(f"{flag} must be one of {listed}, got {value!r}")
+
+    return check
+
+
+def each(check: Check) -> Check:
+    """A repeatable setting's check: `check` applied to every value given."""
+
+    def check_each(flag: str, values: tuple[Any, ...]) -> None:
+        for value in values:
+            check(flag, value)
+
+    return check_each
+
+
+def client_cert_mode(flag: str, value: int) -> None:
+    if value not in (0, 1, 2):
+        raise ConfigError(f"{flag} must be 0 (none), 1 (optional) or 2 (required), got {value!r}")
+
+
+def octal_mode(flag: str, value: str) -> None:
+    """Permission bits as chmod takes them: 660, 0660 or 0o660."""
+    if not re.fullmatch(r"(0o?)?[0-7]{1,4}", value):
+        raise ConfigError(f"{flag} must be octal permissions like 660, got {value!r}")
+
+
+_BIND = re.compile(r"unix:.+|fd://[0-9]+|(\[[0-9A-Fa-f:.]+\]|[^:\[\]]*):[0-9]{1,5}")
+
+
+def bind_address(flag: str, spec: str) -> None:
+    """The pattern allows five port digits; the port must also fit in 16 bits."""
+    tcp = not spec.startswith(("unix:", "fd://"))
+    if not _BIND.fullmatch(spec) or (tcp and int(spec.rpartition(":")[2]) > 65535):
+        raise ConfigError(
+            f"{flag} must be HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N, got {spec!r}"
+        )
+
+
+def header_line(flag: str, raw: str) -> None:
+    """'name: value' that is safe to send as is: a token name, no CR, LF or NUL."""
+    name, sep, value = raw.partition(":")
+    if not sep or not valid_field(name.encode(), value.encode()):
+        raise ConfigError(f"{flag} must look like 'name: value', got {raw!r}")
+
+
+def url_path(flag: str, path: str) -> None:
+    if not path.startswith("/"):
+        raise ConfigError(f"{flag} must start with '/', got {path!r}")
+
+
+def trusted_peers(flag: str, spec: str) -> None:
+    """The proxy module parses the list; its error already names the bad entry."""
+    try:
+        parse_trusted(spec)
+    except ValueError as exc:
+        raise ConfigError(f"{flag}: {exc}") from None
+
+
+def setting(default: Any, help: str, *, flag: str | None = None, check: Check | None = None) -> Any:
+    """A `Config` field; `flag=""` makes it the positional argument, `check` its own rule."""
+    return field(default=default, metadata={"help": help, "flag": flag, "check": check})
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +143,7 @@ class Config:
         None, "Application as module:attribute; omitted, the built-in diagnostic app.", flag=""
     )
     host: str = setting("127.0.0.1", "Address to bind.")
-    port: int = setting(8000, "Port to bind (0 picks a free port).")
+    port: int = setting(8000, "Port to bind (0 picks a free port).", check=port_number)
     uds: str | None = setting(
         None, "Bind a Unix domain socket at this path (instead of --host/--port)."
     )
@@ -44,16 +151,18 @@ class Config:
         None,
         "Permissions (octal, e.g. 660) set on Unix socket files this server creates; "
         "omitted, the umask decides.",
+        check=octal_mode,
     )
     bind: tuple[str, ...] = setting(
         (),
         "Listen on HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N; repeat for several. "
         "Replaces --host/--port.",
+        check=each(bind_address),
     )
     fd: int | None = setting(
         None, "Listen on this inherited socket descriptor (systemd socket activation)."
     )
-    backlog: int = setting(2048, "Listen backlog.")
+    backlog: int = setting(2048, "Listen backlog.", check=at_least_one)
     ssl_certfile: str | None = setting(
         None, "TLS certificate chain (PEM), server certificate first; setting it turns on TLS."
     )
@@ -65,7 +174,9 @@ class Config:
         None, "CA certificates (PEM) that client certificates are verified against."
     )
     ssl_cert_reqs: int = setting(
-        0, "Client certificates: 0 not asked for, 1 optional, 2 required (mutual TLS)."
+        0,
+        "Client certificates: 0 not asked for, 1 optional, 2 required (mutual TLS).",
+        check=client_cert_mode,
     )
     ssl_ciphers: str = setting(
         "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES",
@@ -73,7 +184,9 @@ class Config:
         "keeps forward-secret suites only.",
     )
     timeout_tls_handshake: float = setting(
-        10.0, "Deadline in seconds for a TLS handshake; the connection is closed silently after."
+        10.0,
+        "Deadline in seconds for a TLS handshake; the connection is closed silently after.",
+        check=positive,
     )
     app_dir: str = setting(".", "Directory put first on sys.path to import the app.")
     factory: bool = setting(False, "The app attribute is a factory; call it to get the app.")
@@ -81,62 +194,79 @@ class Config:
         "auto",
         "Application interface. auto, decided once at load: an async callable is asgi3, a "
         "sync one taking (environ, start_response) is wsgi (PEP 3333), any other asgi2.",
-        choices=("auto", "asgi3", "asgi2", "wsgi"),
     )
     workers: int = setting(
         1,
         "Workers: threads in thread mode, processes in process mode; 0 means os.cpu_count().",
+        check=non_negative,
     )
     worker_mode: WorkerMode = setting(
-        "auto",
-        "auto: threads when the GIL is disabled, processes when it is enabled.",
-        choices=("auto", "thread", "process"),
+        "auto", "auto: threads when the GIL is disabled, processes when it is enabled."
     )
-    threads: int = setting(1, "Sync worker threads in each worker process (process mode).")
+    threads: int = setting(
+        1, "Sync worker threads in each worker process (process mode).", check=at_least_one
+    )
     root_path: str = setting(
         "", "ASGI root_path (WSGI SCRIPT_NAME), for apps mounted below a URL prefix."
     )
     lifespan: LifespanMode = setting(
-        "auto",
-        "Run the ASGI lifespan protocol (never for WSGI apps).",
-        choices=("auto", "on", "off"),
+        "auto", "Run the ASGI lifespan protocol (never for WSGI apps)."
     )
     coroutine_driver: CoroutineDriver = setting(
         "auto",
         "How a worker runs an ASGI coroutine: 'eager' steps it without the event loop until it "
         "really awaits; 'loop' runs each request on the thread's loop. auto = eager.",
-        choices=("auto", "eager", "loop"),
     )
     limit_max_requests: int | None = setting(
         None,
         "Retire a worker (a thread in thread mode, a process in process mode) gracefully "
         "after this many requests, and start a fresh one.",
+        check=at_least_one,
     )
     limit_max_requests_jitter: int = setting(
-        0, "Add 0..N at random to --limit-max-requests per worker, so they do not retire at once."
+        0,
+        "Add 0..N at random to --limit-max-requests per worker, so they do not retire at once.",
+        check=non_negative,
     )
-    timeout_keep_alive: float = setting(5.0, "Seconds an idle keep-alive connection is kept.")
+    timeout_keep_alive: float = setting(
+        5.0, "Seconds an idle keep-alive connection is kept.", check=positive
+    )
     timeout_header_read: float = setting(
-        10.0, "Deadline in seconds for a whole request head (slow-client defence); 408 after."
+        10.0,
+        "Deadline in seconds for a whole request head (slow-client defence); 408 after.",
+        check=positive,
     )
     timeout_body_read: float = setting(
-        30.0, "Seconds the request body may stay silent before the request is abandoned."
+        30.0,
+        "Seconds the request body may stay silent before the request is abandoned.",
+        check=positive,
     )
-    timeout_write: float = setting(30.0, "Seconds a blocked response write may wait.")
+    timeout_write: float = setting(
+        30.0, "Seconds a blocked response write may wait.", check=positive
+    )
     timeout_graceful_shutdown: float = setting(
-        30.0, "Seconds in-flight requests get to finish on shutdown."
+        30.0, "Seconds in-flight requests get to finish on shutdown.", check=non_negative
     )
     limit_concurrency: int | None = setting(
         None,
         "Open connections allowed per process; requests on connections past this get 503.",
+        check=at_least_one,
     )
     max_body_size: int = setting(
-        100 * 1024 * 1024, "Largest request body in bytes (413 past it); 0 for no limit."
+        100 * 1024 * 1024,
+        "Largest request body in bytes (413 past it); 0 for no limit.",
+        check=non_negative,
     )
-    limit_request_line: int = setting(8190, "Longest request line in bytes (414 past it).")
-    limit_request_fields: int = setting(100, "Most header fields in a request (431 past it).")
+    limit_request_line: int = setting(
+        8190, "Longest request line in bytes (414 past it).", check=at_least_one
+    )
+    limit_request_fields: int = setting(
+        100, "Most header fields in a request (431 past it).", check=at_least_one
+    )
     limit_request_headers_size: int = setting(
-        65536, "Largest header block in bytes after the request line (431 past it)."
+        65536,
+        "Largest header block in bytes after the request line (431 past it).",
+        check=at_least_one,
     )
     access_log: bool = setting(True, "Log one line per request.")
     access_log_format: str | None = setting(
@@ -149,13 +279,13 @@ class Config:
         "Logging configuration for logging.config: a .json or .yaml/.yml dictConfig file, "
         "or an .ini fileConfig file. Replaces the built-in handlers.",
     )
-    log_level: LogLevel = setting(
-        "info", "Log level.", choices=("critical", "error", "warning", "info", "debug", "trace")
-    )
+    log_level: LogLevel = setting("info", "Log level.")
     server_header: bool = setting(True, "Send a Server header.")
     date_header: bool = setting(True, "Send a Date header.")
     header: tuple[str, ...] = setting(
-        (), "Extra response header as 'name: value'; repeat the flag for more."
+        (),
+        "Extra response header as 'name: value'; repeat the flag for more.",
+        check=each(header_line),
     )
     request_id: bool = setting(
         False,
@@ -170,21 +300,25 @@ class Config:
     forwarded_allow_ips: str = setting(
         "127.0.0.1",
         "Comma-separated IPs or networks (CIDR) trusted to send proxy headers; '*' all.",
+        check=trusted_peers,
     )
     metrics_path: str | None = setting(
         None,
         "Path answered by the server itself with Prometheus text metrics, summed over all "
         "worker threads and processes.",
+        check=url_path,
     )
     health_path: str | None = setting(
         None,
         "Path answered by the server itself, without the app: 200 while serving, "
         "503 while draining.",
+        check=url_path,
     )
     drain_delay: float = setting(
         0.0,
         "Seconds to keep serving after SIGTERM/SIGINT before the drain starts, with the "
         "health path answering 503, so load balancers stop sending first.",
+        check=non_negative,
     )
     reload: bool = setting(False, "Development: restart the server when a watched file changes.")
     reload_dir: tuple[str, ...] = setting(
@@ -199,32 +333,41 @@ class Config:
         "default: .* and __pycache__ directories, *.py[cod] and editor swap files.",
     )
     async_threads: int = setting(
-        1, "Event-loop threads of the AsyncPool in each process (streaming, WebSocket, HTTP/2)."
+        1,
+        "Event-loop threads of the AsyncPool in each process (streaming, WebSocket, HTTP/2).",
+        check=at_least_one,
     )
     async_backlog: int = setting(
         1024,
         "Handoffs (connections) the AsyncPool of a process holds at once; more get 503.",
+        check=at_least_one,
     )
     stream_path: tuple[str, ...] = setting(
         (),
         "Path prefix whose requests go straight to the AsyncPool as streaming responses "
         "(repeatable).",
+        check=each(url_path),
     )
     limit_stream_threads: int = setting(
         64,
         "Threads a process may add so that a response found streaming on the sync path "
         "does not hold a worker seat (its worker finishes it, a new thread takes the seat); "
         "past it, such a response holds its worker until it ends. 0: never.",
+        check=non_negative,
     )
     ws: bool = setting(True, "Accept WebSocket upgrades (needs wsproto).")
     ws_max_size: int = setting(
-        16 * 1024 * 1024, "Largest WebSocket message in bytes; bigger ones close with 1009."
+        16 * 1024 * 1024,
+        "Largest WebSocket message in bytes; bigger ones close with 1009.",
+        check=at_least_one,
     )
     ws_ping_interval: float | None = setting(
-        20.0, "Seconds between WebSocket pings from the server; 0: no pings."
+        20.0, "Seconds between WebSocket pings from the server; 0: no pings.", check=non_negative
     )
     ws_ping_timeout: float | None = setting(
-        20.0, "Seconds to wait for a pong before closing the WebSocket; 0: never close for that."
+        20.0,
+        "Seconds to wait for a pong before closing the WebSocket; 0: never close for that.",
+        check=non_negative,
     )
     ws_per_message_deflate: bool = setting(
         True, "Offer permessage-deflate compression to WebSocket clients."
@@ -232,16 +375,33 @@ class Config:
     http2: bool = setting(
         True, "Serve HTTP/2: prior knowledge, h2c upgrade and ALPN h2 (not for WSGI apps)."
     )
-    h2_max_concurrent_streams: int = setting(100, "Most concurrent HTTP/2 streams per connection.")
+    h2_max_concurrent_streams: int = setting(
+        100, "Most concurrent HTTP/2 streams per connection.", check=at_least_one
+    )
     h2_max_header_list_size: int = setting(
-        65536, "Largest HTTP/2 header list in bytes (uncompressed) a client may send."
+        65536,
+        "Largest HTTP/2 header list in bytes (uncompressed) a client may send.",
+        check=at_least_one,
     )
     h2_max_inbound_frame_size: int = setting(
-        16384, "Largest HTTP/2 frame payload the server accepts (16384..16777215)."
+        16384,
+        "Largest HTTP/2 frame payload the server accepts (16384..16777215).",
+        check=h2_frame_size,
     )
 
     def __post_init__(self) -> None:
-        _validate(self)
+        """Each field's own check in declaration order, then the rules across fields.
+
+        None is every optional setting's "not set", so it is never checked.
+        """
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            for check in _FIELD_CHECKS[f.name]:
+                check(flag_for(f.name), value)
+        for rule in CROSS_FIELD_CHECKS:
+            rule(self)
 
     @property
     def worker_count(self) -> int:
@@ -266,101 +426,54 @@ class Config:
         return [(name.strip().lower().encode(), value.strip().encode()) for name, _, value in pairs]
 
 
-def _validate(config: Config) -> None:
-    if not 0 <= config.port <= 65535:
-        raise ConfigError(f"--port must be between 0 and 65535, got {config.port}")
-    if config.workers < 0:
-        raise ConfigError(f"--workers must be 0 or more, got {config.workers}")
-    if config.threads < 1:
-        raise ConfigError(f"--threads must be at least 1, got {config.threads}")
-    if config.backlog < 1:
-        raise ConfigError(f"--backlog must be at least 1, got {config.backlog}")
-    for name in (
-        "timeout_keep_alive",
-        "timeout_header_read",
-        "timeout_body_read",
-        "timeout_write",
-        "timeout_tls_handshake",
-    ):
-        if getattr(config, name) <= 0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be positive")
-    if config.timeout_graceful_shutdown < 0:
-        raise ConfigError("--timeout-graceful-shutdown must be 0 or more")
-    if config.limit_concurrency is not None and config.limit_concurrency < 1:
-        raise ConfigError("--limit-concurrency must be at least 1")
-    if config.limit_max_requests is not None and config.limit_max_requests < 1:
-        raise ConfigError("--limit-max-requests must be at least 1")
-    if config.limit_max_requests_jitter < 0:
-        raise ConfigError("--limit-max-requests-jitter must be 0 or more")
-    if config.max_body_size < 0:
-        raise ConfigError("--max-body-size must be 0 or more")
-    for name in ("limit_request_line", "limit_request_fields", "limit_request_headers_size"):
-        if getattr(config, name) < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
-    for spec in config.bind:
-        tcp = not spec.startswith(("unix:", "fd://"))
-        if not _BIND.fullmatch(spec) or (tcp and int(spec.rpartition(":")[2]) > 65535):
-            raise ConfigError(
-                f"--bind must be HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N, got {spec!r}"
-            )
-    for raw in config.header:
-        name, sep, value = raw.partition(":")
-        if not sep or not valid_field(name.encode(), value.encode()):
-            raise ConfigError(f"--header must look like 'name: value', got {raw!r}")
-    try:
-        parse_trusted(config.forwarded_allow_ips)
-    except ValueError as exc:
-        raise ConfigError(f"--forwarded-allow-ips: {exc}") from None
-    for name in ("health_path", "metrics_path"):
-        path = getattr(config, name)
-        if path is not None and not path.startswith("/"):
-            raise ConfigError(f"--{name.replace('_', '-')} must start with '/', got {path!r}")
-    _validate_tls(config)
-    _validate_async(config)
-    for f in fields(config):
-        choices = f.metadata.get("choices")
-        if choices and getattr(config, f.name) not in choices:
-            raise ConfigError(f"--{f.name.replace('_', '-')} must be one of {', '.join(choices)}")
+def choices(name: str) -> tuple[Any, ...]:
+    """The values setting `name` allows, read from its `Literal[...]` type; () for others."""
+    hint = _TYPES[name]
+    return typing.get_args(hint) if typing.get_origin(hint) is Literal else ()
 
 
-def _validate_async(config: Config) -> None:
-    if config.uds_mode is not None and not re.fullmatch(r"(0o?)?[0-7]{1,4}", config.uds_mode):
-        raise ConfigError(f"--uds-mode must be octal permissions like 660, got {config.uds_mode!r}")
-    if config.drain_delay < 0:
-        raise ConfigError("--drain-delay must be 0 or more")
-    if config.async_threads < 1:
-        raise ConfigError("--async-threads must be at least 1")
-    if config.async_backlog < 1:
-        raise ConfigError("--async-backlog must be at least 1")
-    if config.limit_stream_threads < 0:
-        raise ConfigError("--limit-stream-threads must be 0 or more")
-    for prefix in config.stream_path:
-        if not prefix.startswith("/"):
-            raise ConfigError(f"--stream-path must start with '/', got {prefix!r}")
-    if config.ws_max_size < 1:
-        raise ConfigError("--ws-max-size must be at least 1")
-    for name in ("ws_ping_interval", "ws_ping_timeout"):
-        value = getattr(config, name)
-        if value is not None and value < 0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be 0 or more")
-    if config.h2_max_concurrent_streams < 1:
-        raise ConfigError("--h2-max-concurrent-streams must be at least 1")
-    if config.h2_max_header_list_size < 1:
-        raise ConfigError("--h2-max-header-list-size must be at least 1")
-    if not 16384 <= config.h2_max_inbound_frame_size <= 16777215:
-        raise ConfigError("--h2-max-inbound-frame-size must be between 16384 and 16777215")
+_TYPES: dict[str, Any] = typing.get_type_hints(Config)
 
 
-def _validate_tls(config: Config) -> None:
-    if config.ssl_cert_reqs not in (0, 1, 2):
-        raise ConfigError("--ssl-cert-reqs must be 0 (none), 1 (optional) or 2 (required)")
+def _checks_of(name: str, own: Check | None) -> tuple[Check, ...]:
+    """A `Literal` setting's values are its first check; the field's own check follows."""
+    checks = [one_of(choices(name))] if choices(name) else []
+    if own is not None:
+        checks.append(own)
+    return tuple(checks)
+
+
+_FIELD_CHECKS = {f.name: _checks_of(f.name, f.metadata["check"]) for f in fields(Config)}
+
+
+# -- rules across fields, checked after every field passed its own ----------------------
+
+_CERTFILE_COMPANIONS = ("ssl_keyfile", "ssl_keyfile_password", "ssl_ca_certs")
+
+
+def tls_files_need_certfile(config: Config) -> None:
+    """A key, its password or client CAs without a certificate would silently serve plain HTTP."""
     if config.ssl_certfile is None:
-        for name in ("ssl_keyfile", "ssl_keyfile_password", "ssl_ca_certs"):
+        for name in _CERTFILE_COMPANIONS:
             if getattr(config, name) is not None:
-                raise ConfigError(f"--{name.replace('_', '-')} needs --ssl-certfile")
-        if config.ssl_cert_reqs:
-            raise ConfigError("--ssl-cert-reqs needs --ssl-certfile")
-    elif config.ssl_cert_reqs and config.ssl_ca_certs is None:
+                raise ConfigError(f"{flag_for(name)} needs --ssl-certfile")
+
+
+def client_certs_need_certfile(config: Config) -> None:
+    if config.ssl_cert_reqs and config.ssl_certfile is None:
+        raise ConfigError("--ssl-cert-reqs needs --ssl-certfile")
+
+
+def client_certs_need_ca_certs(config: Config) -> None:
+    """Asking for client certificates means nothing with no CAs to verify them against."""
+    if config.ssl_cert_reqs and config.ssl_certfile is not None and config.ssl_ca_certs is None:
         raise ConfigError(
             "--ssl-cert-reqs 1 or 2 needs --ssl-ca-certs to verify client certificates"
         )
+
+
+CROSS_FIELD_CHECKS: tuple[Callable[[Config], None], ...] = (
+    tls_files_need_certfile,
+    client_certs_need_certfile,
+    client_certs_need_ca_certs,
+)

@@ -2,7 +2,7 @@
 
 from dataclasses import fields
 
-from .config import Config
+from .config import Config, choices, flag_for
 
 _HEADER = """# Settings
 
@@ -19,7 +19,7 @@ Boolean settings take `--name` / `--no-name`.
 def _flag(name: str, default: object) -> str:
     if name == "app":
         return "`APP` (positional)"
-    flag = "--" + name.replace("_", "-")
+    flag = flag_for(name)
     return f"`{flag}` / `--no-{flag[2:]}`" if isinstance(default, bool) else f"`{flag}`"
 
 
@@ -29,9 +29,8 @@ def render() -> str:
         default = f.default
         shown = "—" if default is None or default == "" else f"`{default}`"
         help_text = f.metadata["help"].replace("|", "\\|")
-        choices = f.metadata.get("choices")
-        if choices:
-            help_text += " One of: " + ", ".join(f"`{c}`" for c in choices) + "."
+        if allowed := choices(f.name):
+            help_text += " One of: " + ", ".join(f"`{c}`" for c in allowed) + "."
         rows.append(f"| {_flag(f.name, default)} | {shown} | {help_text} |")
     return _HEADER + "\n".join(rows) + "\n"
 

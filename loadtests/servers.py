@@ -246,7 +246,7 @@ SERVERS: tuple[Server, ...] = (
         _ceiling,
         lambda python: [python, str(CEILING), "--help"],
         None,
-        scenarios=frozenset({"hello", "idle-keepalive"}),
+        scenarios=frozenset({"hello", "browser", "idle-keepalive"}),
         summary="canned-response epoll loop: what this Python can do at all",
     ),
 )

@@ -7,7 +7,8 @@ generator for throughput. Everything runs on 127.0.0.1 and every step has a time
 See docs/benchmarks.md.
 
     python loadtests/bench.py --setup     # once: loadtests/.venv-peers, .venv-pounce314
-    python loadtests/bench.py             # the default servers on hello
+    python loadtests/bench.py             # the default servers on browser and hello
+    python loadtests/bench.py --per-core  # one worker each, server and load on their own CPU
 """
 
 import argparse
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import IO
 
 import h2load
+import pinning
 import proctree
 import scenarios as scenario_table
 import servers as server_table
@@ -37,6 +39,12 @@ from servers import HERE, Server
 RESULTS = HERE / "results"
 STARTUP_TIMEOUT_S = 30.0
 OVERHEAD_S = 3  # start-up and shut-down per run, for the time estimate
+# --per-core: where the servers and the load generator run, and the load (wrk -t1 -c64).
+PER_CORE_SERVER_CPUS = "1"
+PER_CORE_LOAD_CPUS = "0"
+PER_CORE_THREADS = 1
+DEFAULT_WORKERS = 2
+DEFAULT_THREADS = 2
 TOOLS = {"wrk": (wrk.WRK, "wrk"), "h2load": (h2load.H2LOAD, "nghttp2-client")}
 NOT_RUN = {  # why a server that runs gets no figures for a kind of load
     "h2load": "n/a (no HTTP/2 cleartext with prior knowledge)",
@@ -106,8 +114,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--list", action="store_true", help="list servers and scenarios, then exit")
     p.add_argument(
         "--servers",
-        default=",".join(server_table.DEFAULT_SERVERS),
-        help="comma-separated, or 'all' (default: %(default)s)",
+        help="comma-separated, or 'all' (default: "
+        f"{','.join(server_table.DEFAULT_SERVERS)}; with --per-core: "
+        f"{','.join(server_table.PER_CORE_SERVERS)})",
     )
     p.add_argument(
         "--scenarios",
@@ -118,7 +127,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=bounded(1, 120), default=10, help="seconds per measured run")
     p.add_argument("--warmup", type=bounded(0, 30), default=2, help="seconds; 0 skips it")
     p.add_argument("--connections", type=bounded(1, 10_000), default=64, help="wrk -c")
-    p.add_argument("--threads", type=bounded(1, 64), default=2, help="wrk -t")
+    p.add_argument(
+        "--threads",
+        type=bounded(1, 64),
+        help=f"wrk -t (default: {DEFAULT_THREADS}; with --per-core: {PER_CORE_THREADS})",
+    )
     p.add_argument("--h2-clients", type=bounded(1, 1000), default=10, help="h2load -c")
     p.add_argument("--h2-streams", type=bounded(1, 1000), default=10, help="h2load -m")
     p.add_argument(
@@ -133,7 +146,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1000,
         help="event streams held open in sse (default: %(default)s)",
     )
-    p.add_argument("--workers", type=bounded(1, 64), default=2)
+    p.add_argument(
+        "--workers",
+        type=bounded(1, 64),
+        help=f"worker count given to every server (default: {DEFAULT_WORKERS}; "
+        "--per-core: 1, and no other)",
+    )
+    p.add_argument(
+        "--per-core",
+        action="store_true",
+        help="one worker per server; each server's process tree pinned to --server-cpus, "
+        "wrk (-t1 unless --threads) and the harness to --load-cpus, with taskset",
+    )
+    p.add_argument(
+        "--server-cpus",
+        default=PER_CORE_SERVER_CPUS,
+        help="--per-core: taskset CPU list for the servers (default: %(default)s)",
+    )
+    p.add_argument(
+        "--load-cpus",
+        default=PER_CORE_LOAD_CPUS,
+        help="--per-core: taskset CPU list for wrk, h2load and the harness (default: %(default)s)",
+    )
     p.add_argument("--baseline", default="uvicorn")
     p.add_argument("--json", type=Path, help="results file (default: loadtests/results/...)")
     p.add_argument(
@@ -157,7 +191,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=str(server_table.pounce314_python()),
         help="CPython 3.14 with bengal-pounce installed (default: %(default)s)",
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    _resolve_defaults(p, args)
+    return args
+
+
+def _resolve_defaults(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Defaults that depend on --per-core; a flag that contradicts it is an error."""
+    if args.per_core:
+        if args.workers not in (None, 1):
+            p.error("--per-core runs one worker per server: leave out --workers")
+        if why := pinning.check(args.server_cpus, args.load_cpus):
+            p.error(f"--per-core: {why}")
+    per_core = args.per_core
+    if args.workers is None:
+        args.workers = 1 if per_core else DEFAULT_WORKERS
+    if args.threads is None:
+        args.threads = PER_CORE_THREADS if per_core else DEFAULT_THREADS
+    if args.servers is None:
+        chosen = server_table.PER_CORE_SERVERS if per_core else server_table.DEFAULT_SERVERS
+        args.servers = ",".join(chosen)
 
 
 def _python(server: Server, args: argparse.Namespace) -> str:
@@ -204,13 +257,17 @@ def measure(
 
 
 def command_for(
-    server: Server, scenario: Scenario, python: str, port: int, workers: int
+    server: Server, scenario: Scenario, python: str, port: int, settings: Settings
 ) -> list[str]:
+    """The server's command line, under taskset when the run is --per-core."""
     app = scenario.app_for(server.interface)
     if app is None:
         raise ValueError(f"{server.name} has no app for {scenario.name}")
+    workers = settings.workers
     argv = server.command(python, app, port, workers)
-    return [*argv, *server.h2_args(workers)] if scenario.load == "h2load" else argv
+    if scenario.load == "h2load":
+        argv += server.h2_args(workers)
+    return pinning.pinned(argv, settings.server_cpus)
 
 
 def run_one(
@@ -218,7 +275,7 @@ def run_one(
 ) -> Run:
     """Start the server, measure it, and always stop it again."""
     port = proctree.free_port()
-    argv = command_for(server, scenario, python, port, settings.workers)
+    argv = command_for(server, scenario, python, port, settings)
     run = Run(server.name, scenario.name, round_no, argv)
     with log.open("wb") as log_file:
         proc = proctree.start(argv, HERE, log_file)
@@ -248,18 +305,25 @@ def _figures(run: Run) -> str:
         f"{run.wrk.rps:>10,.0f} req/s  p99 {run.wrk.p99_ms:7.2f} ms  "
         f"errors {run.wrk.errors + run.wrk.non_2xx}"
     )
+    if run.cpu_us is not None:
+        line += f"  CPU {run.cpu_us:5.1f} µs/req on {run.cores or 0:.2f} cores"
     if run.idle is not None:
         idle = run.idle
         line += f"  idle {idle.open_start}->{idle.open_end}/{idle.target} reopened {idle.reopened}"
     return line
 
 
-def _progress(run: Run, rounds: int, out: IO[str]) -> None:
+def _progress(run: Run, rounds: int, out: IO[str], server_cpus: str | None = None) -> None:
     where = f"[{run.scenario} {run.round}/{rounds}] {run.server:<16}"
     if not run.ok:
         print(f"{where} FAILED: {run.error}", file=out, flush=True)
         return
-    print(f"{where} {_figures(run)}  peak RSS {run.rss_peak_mib} MiB", file=out, flush=True)
+    line = f"{where} {_figures(run)}  peak RSS {run.rss_peak_mib} MiB"
+    if server_cpus is not None and run.cpus_allowed:
+        wanted = pinning.cpu_set(server_cpus)
+        if any(pinning.cpu_set(cpus) != wanted for cpus in run.cpus_allowed):
+            line += f"  WARNING: server threads allowed on CPUs {', '.join(run.cpus_allowed)}"
+    print(line, file=out, flush=True)
 
 
 def run_scenario(
@@ -279,7 +343,7 @@ def run_scenario(
             log = log_dir / f"{scenario.name}-{server.name}-r{round_no}.log"
             run = run_one(server, scenario, round_no, settings, _python(server, args), log)
             runs.append(run)
-            _progress(run, settings.rounds, sys.stdout)
+            _progress(run, settings.rounds, sys.stdout, settings.server_cpus)
             if run.startup_s is None:
                 broken.add(server.name)
 
@@ -334,14 +398,16 @@ def list_all(args: argparse.Namespace) -> int:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
+    load_cpus = args.load_cpus if args.per_core else None
     return Settings(
         workers=args.workers,
         rounds=args.rounds,
         warmup_s=args.warmup,
-        load=wrk.WrkLoad(args.threads, args.connections, args.duration),
-        h2=h2load.H2Load(args.h2_clients, args.h2_streams, args.duration),
+        load=wrk.WrkLoad(args.threads, args.connections, args.duration, load_cpus),
+        h2=h2load.H2Load(args.h2_clients, args.h2_streams, args.duration, load_cpus),
         idle_connections=args.idle_connections,
         sse_subscribers=args.sse_subscribers,
+        server_cpus=args.server_cpus if args.per_core else None,
     )
 
 
@@ -357,6 +423,10 @@ def make_plan(args: argparse.Namespace) -> Plan:
     )
 
 
+def _workers(count: int) -> str:
+    return f"{count} worker" if count == 1 else f"{count} workers"
+
+
 def _announce(plan: Plan, log_dir: Path) -> None:
     settings, load, h2 = plan.settings, plan.settings.load, plan.settings.h2
     kinds = {scenario.load for scenario in plan.scenarios}
@@ -367,8 +437,11 @@ def _announce(plan: Plan, log_dir: Path) -> None:
         f"h2load -D {h2.duration_s} -c {h2.clients} -m {h2.streams}" if "h2load" in kinds else "",
         f"{settings.sse_subscribers} SSE streams for {load.duration_s} s" if "sse" in kinds else "",
     ]
+    where = ""
+    if settings.server_cpus is not None:
+        where = f" (per core: servers on CPU {settings.server_cpus}, load on CPU {load.cpus})"
     print(
-        f"{settings.workers} workers; {', '.join(filter(None, loads))}; "
+        f"{_workers(settings.workers)}{where}; {', '.join(filter(None, loads))}; "
         f"{settings.warmup_s} s warm-up, {settings.rounds} rounds; about {plan.estimate_s()} s. "
         f"Server logs: {log_dir}",
         flush=True,
@@ -400,8 +473,14 @@ def report(plan: Plan, runs: list[Run], baseline: str) -> list[Row]:
             plan.settings.rounds,
             baselines,
         )
-        rounds = plan.settings.rounds
-        title = f"\nscenario {scenario.name}: {scenario.summary} (medians over {rounds} rounds)"
+        settings = plan.settings
+        how = f"medians over {settings.rounds} rounds"
+        if settings.server_cpus is not None:
+            how += (
+                f"; per core: {_workers(settings.workers)} on CPU {settings.server_cpus}, "
+                f"load on CPU {settings.load.cpus}"
+            )
+        title = f"\nscenario {scenario.name}: {scenario.summary} ({how})"
         print(table(mine, title, baseline, scenario.load, scenario.hold_idle))
         rows += mine
     return rows
@@ -425,6 +504,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         return list_all(args)
     plan = make_plan(args)
+    if plan.settings.load.cpus is not None:
+        # The harness's own threads (memory sampler, idle holder, SSE client) stay off
+        # the servers' CPUs too; wrk and h2load get taskset on their command lines.
+        os.sched_setaffinity(0, pinning.cpu_set(plan.settings.load.cpus))
     for kind in sorted({scenario.load for scenario in plan.scenarios} & set(TOOLS)):
         tool, package = TOOLS[kind]
         if not Path(tool).exists():

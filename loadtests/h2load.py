@@ -7,6 +7,7 @@ deviation ("time for request"), and that is what is kept.
 import re
 from dataclasses import dataclass
 
+from pinning import pinned
 from wrk import run_load, to_ms
 
 H2LOAD = "/usr/bin/h2load"
@@ -26,6 +27,7 @@ class H2Load:
     clients: int  # h2load -c: connections
     streams: int  # h2load -m: concurrent streams per connection
     duration_s: int  # h2load -D
+    cpus: str | None = None  # a taskset CPU list to run h2load on (--per-core); None: anywhere
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +55,7 @@ def command(url: str, load: H2Load, warmup_s: int) -> list[str]:
     argv += ["-m", str(load.streams)]
     if warmup_s:
         argv += ["--warm-up-time", str(warmup_s)]
-    return [*argv, url]
+    return pinned([*argv, url], load.cpus)
 
 
 def run(argv: list[str], seconds: int) -> str:

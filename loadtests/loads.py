@@ -1,7 +1,8 @@
 """One measured run of each kind of load, on a server that already answers.
 
-"wrk": an optional warm-up, then `wrk --latency` while the server's memory is sampled; with
-`hold_idle`, idle keep-alive connections are opened first and held through both.
+"wrk": an optional warm-up, then `wrk --latency` while the server's memory is sampled and its
+CPU time is read before and after (cputime.py); with `hold_idle`, idle keep-alive connections
+are opened first and held through both.
 "h2load": `h2load -D` with its own warm-up, HTTP/2 cleartext with prior knowledge.
 "sse": subscribers hold event streams open for the run's duration (sse_fanout.subscribe).
 Every step has a time limit.
@@ -9,9 +10,11 @@ Every step has a time limit.
 
 import dataclasses
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cputime
 import h2load
 import proctree
 import sse_fanout
@@ -40,6 +43,7 @@ class Settings:
     idle_connections: int
     sse_subscribers: int
     sse_interval_s: float = SSE_INTERVAL_S
+    server_cpus: str | None = None  # --per-core: a taskset CPU list for the servers
 
     def run_s(self, scenario: Scenario) -> int:
         """About how long one measured run takes, start and stop of the server excluded."""
@@ -75,10 +79,15 @@ def _wrk_runs(run: Run, proc: subprocess.Popen[bytes], url: str, scenario: Scena
         warm = dataclasses.replace(settings.load, duration_s=settings.warmup_s)
         wrk.run(wrk.command(url, warm, scenario), settings.warmup_s)
     start = holder.counts() if holder else None
+    cpu_before, started = cputime.read(proctree.tree(proc.pid)), time.monotonic()
     with proctree.peak_rss(proc.pid) as sampler:
         run.wrk_report = wrk.run(
             wrk.command(url, settings.load, scenario), settings.load.duration_s
         )
+    pids = proctree.tree(proc.pid)
+    run.cpu = cputime.read(pids) - cpu_before
+    run.cpus_allowed = cputime.cpus_allowed(pids)
+    run.cpu_wall_s = round(time.monotonic() - started, 3)
     if holder and start:
         run.idle = IdleResult.between(holder.count, start, holder.counts())
         if holder.error is not None:

@@ -2,6 +2,7 @@
 
 Each kind of load has its own columns: wrk and h2load give req/s and latency (h2load has no
 percentiles, only min/max/mean/sd), SSE fan-out gives events delivered rather than req/s.
+wrk runs also give the server's CPU time per request, and its ratio to the baseline's.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from cputime import CpuTimes, per_request_us
 from h2load import H2loadResult
 from idle_hold import IdleResult
 from wrk import WrkResult
@@ -40,6 +42,9 @@ class Run:
     h2load: H2loadResult | None = None
     h2load_report: str | None = None
     sse: Fanout | None = None
+    cpu: CpuTimes | None = None  # the server tree's CPU time over the measured wrk run
+    cpu_wall_s: float | None = None  # wall-clock time between the two CPU readings
+    cpus_allowed: list[str] | None = None  # CPU lists of the server's threads, under load
 
     @property
     def ok(self) -> bool:
@@ -49,6 +54,20 @@ class Run:
     def rps(self) -> float | None:
         result = self.wrk or self.h2load
         return None if result is None else result.rps
+
+    @property
+    def cpu_us(self) -> float | None:
+        """Server CPU µs per request wrk completed in the measured run."""
+        if self.cpu is None or self.wrk is None:
+            return None
+        return per_request_us(self.cpu, self.wrk.requests)
+
+    @property
+    def cores(self) -> float | None:
+        """The server's CPU time over wall-clock time: 1.0 is one core kept busy."""
+        if self.cpu is None or not self.cpu_wall_s:
+            return None
+        return self.cpu.total_s / self.cpu_wall_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +83,11 @@ class Row:
     rps_spread: float | None = None  # (max - min) / median of req/s over rounds
     ratio: float | None = None  # rps / the baseline's rps
     baseline: str | None = None  # the server `ratio` divides by
+    cpu_us: float | None = None  # wrk: server CPU µs per request (user + system)
+    cpu_user_us: float | None = None
+    cpu_system_us: float | None = None
+    cpu_ratio: float | None = None  # cpu_us / the baseline's: above 1 costs more than it
+    cores: float | None = None  # server CPU time / wall-clock time of the measured run
     p50_ms: float | None = None  # wrk
     p99_ms: float | None = None  # wrk
     mean_ms: float | None = None  # h2load: time for request
@@ -97,10 +121,30 @@ def _throughput(good: list[Run]) -> dict[str, object]:
     }
 
 
+def _cpu_us(run: Run, part: str) -> float:
+    """`part` of the run's CPU time ("user_s", "system_s", "total_s") per request, in µs."""
+    assert run.cpu is not None and run.wrk is not None
+    return getattr(run.cpu, part) * 1_000_000 / run.wrk.requests
+
+
+def _cpu_figures(good: list[Run]) -> dict[str, object]:
+    """Medians over the rounds with CPU readings (runs that completed requests)."""
+    timed = [run for run in good if run.cpu_us is not None]
+    if not timed:
+        return {}
+    return {
+        "cpu_us": _median(timed, lambda run: _cpu_us(run, "total_s")),
+        "cpu_user_us": _median(timed, lambda run: _cpu_us(run, "user_s")),
+        "cpu_system_us": _median(timed, lambda run: _cpu_us(run, "system_s")),
+        "cores": _median(timed, lambda run: run.cores or 0.0),
+    }
+
+
 def _wrk_figures(good: list[Run]) -> dict[str, object]:
     results = [run.wrk for run in good if run.wrk]
     return {
         **_throughput(good),
+        **_cpu_figures(good),
         "p50_ms": statistics.median(r.p50_ms for r in results),
         "p99_ms": statistics.median(r.p99_ms for r in results),
         "errors": sum(r.errors for r in results),
@@ -193,11 +237,16 @@ def summarize(
     base = next((name for name in baselines if name in by_name), None)
     if base is None:
         return rows
-    return [_with_ratio(row, base, by_name[base].rps or 1.0) for row in rows]
+    return [_with_ratio(row, by_name[base]) for row in rows]
 
 
-def _with_ratio(row: Row, name: str, base: float) -> Row:
-    return row if row.rps is None else replace(row, ratio=row.rps / base, baseline=name)
+def _with_ratio(row: Row, base: Row) -> Row:
+    if row.rps is None:
+        return row
+    cost = None
+    if row.cpu_us is not None and base.cpu_us:
+        cost = row.cpu_us / base.cpu_us
+    return replace(row, ratio=row.rps / (base.rps or 1.0), baseline=base.server, cpu_ratio=cost)
 
 
 def _cell(value: float | None, spec: str, suffix: str = "") -> str:
@@ -226,6 +275,11 @@ def _columns(load: str, baseline: str, idle: bool) -> list[Column]:
         Column("spread", 8, _spread),
     ]
     rss = Column("peak RSS MiB", 14, lambda r: _cell(r.rss_peak_mib, ".1f"))
+    cpu = [
+        Column("CPU µs/req", 12, lambda r: _cell(r.cpu_us, ".1f")),
+        Column("cost vs " + baseline, 17, lambda r: _cell(r.cpu_ratio, ".2f", "x")),
+        Column("cores", 7, lambda r: _cell(r.cores, ".2f")),
+    ]
     if load == "h2load":
         return [
             *rate,
@@ -248,6 +302,7 @@ def _columns(load: str, baseline: str, idle: bool) -> list[Column]:
         ]
     columns = [
         *rate,
+        *cpu,
         Column("p50 ms", 9, lambda r: _cell(r.p50_ms, ".2f")),
         Column("p99 ms", 9, lambda r: _cell(r.p99_ms, ".2f")),
         Column("sock err", 10, lambda r: _cell(r.errors, "d")),

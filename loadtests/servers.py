@@ -76,6 +76,13 @@ def _pounce_sync(python: str, app: str, port: int, workers: int) -> list[str]:
     ]
 
 
+def _pounce_sync_threads(python: str, app: str, port: int, workers: int) -> list[str]:
+    # Thread mode named, not left to `auto`: an import that re-enabled the GIL would
+    # otherwise turn this row into process mode without a word.
+    argv = _pounce_sync(python, app, port, workers)
+    return [*argv[:-1], "--worker-mode", "thread", app]
+
+
 def _pounce_sync_wsgi(python: str, app: str, port: int, workers: int) -> list[str]:
     argv = _pounce_sync(python, app, port, workers)
     return [*argv[:-1], "--interface", "wsgi", app]
@@ -161,7 +168,7 @@ SERVERS: tuple[Server, ...] = (
     Server(
         "pounce-sync-ft",
         "ft",
-        _pounce_sync,
+        _pounce_sync_threads,
         module_help("pounce_sync"),
         "pounce-sync",
         summary="this project on free-threaded CPython (worker threads, GIL off)",
@@ -246,7 +253,7 @@ SERVERS: tuple[Server, ...] = (
         _ceiling,
         lambda python: [python, str(CEILING), "--help"],
         None,
-        scenarios=frozenset({"hello", "idle-keepalive"}),
+        scenarios=frozenset({"hello", "browser", "idle-keepalive"}),
         summary="canned-response epoll loop: what this Python can do at all",
     ),
 )
@@ -259,6 +266,8 @@ DEFAULT_SERVERS = (
     "uvicorn-h11",
     "ceiling",
 )
+# --per-core: the servers of the figures of record (docs/benchmarks.md).
+PER_CORE_SERVERS = ("pounce-sync", "pounce-sync-ft", "uvicorn", "granian", "ceiling")
 BY_NAME = {server.name: server for server in SERVERS}
 
 

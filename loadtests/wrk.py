@@ -5,6 +5,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from pinning import pinned
 from scenarios import Scenario
 
 WRK = "/usr/bin/wrk"
@@ -23,6 +24,7 @@ class WrkLoad:
     threads: int
     connections: int
     duration_s: int
+    cpus: str | None = None  # a taskset CPU list to run wrk on (--per-core); None: anywhere
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +50,7 @@ def command(url: str, load: WrkLoad, scenario: Scenario) -> list[str]:
     argv += ["--latency", *scenario.wrk_args]
     if scenario.script is not None:
         argv += ["-s", str(scenario.script)]
-    return [*argv, url]
+    return pinned([*argv, url], load.cpus)
 
 
 def run(argv: list[str], duration_s: int) -> str:

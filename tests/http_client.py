@@ -228,13 +228,12 @@ def request(
     raw: bytes,
     method: bytes = b"GET",
     *,
-    timeout: float = 10.0,
+    timeout: float = 30.0,
     upgrade: bool = False,
 ) -> Response:
-    """`raw` on a new connection and the one response to it.
-
-    If that response ends the connection, the server must close it with nothing more.
-    """
+    """`raw` on a new connection and the one response to it (the timeout only turns a
+    hang into a failure). If that response ends the connection, the server must close
+    it with nothing more."""
     with server.connect(timeout) as sock:
         sock.sendall(raw)
         reader = ResponseReader(sock)

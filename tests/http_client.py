@@ -73,6 +73,7 @@ class ResponseReader:
     One reader per connection, for as long as it lasts: h11 keeps what it read past
     one response (a pipelined next one, or the bytes after a 101) for the next call.
     EOF and a reset both count as the server closing; a reset is recorded in `reset`.
+    `timeout` (or DEFAULT_TIMEOUT, for a socket without one) is set on the socket.
     """
 
     def __init__(self, sock: Stream, timeout: float | None = None) -> None:
@@ -86,10 +87,11 @@ class ResponseReader:
     def read_response(self, method: bytes = b"GET", *, upgrade: bool = False) -> Response:
         """The next final response to a `method` request, after any 1xx (kept with it)."""
         head = self.read_head(method, upgrade=upgrade)
-        return replace(head, **self._rest_of_body())
+        body, trailers = self._read_body()
+        return replace(head, body=body, trailers=trailers)
 
     def read_head(self, method: bytes = b"GET", *, upgrade: bool = False) -> Response:
-        """Like read_response, but the body is left for read_chunk or read_body."""
+        """Like read_response, but the body is left for read_chunk."""
         self._expect(method, upgrade)
         informational = []
         while True:
@@ -125,10 +127,6 @@ class ResponseReader:
             if event.chunk_end:
                 return data
 
-    def read_body(self) -> bytes:
-        """The rest of the body being read."""
-        return self._rest_of_body()["body"]
-
     def read_closed(self) -> None:
         """The server closes the connection next, with no byte more than it already sent."""
         event = self._next_event()
@@ -150,9 +148,11 @@ class ResponseReader:
         conn = self._h11
         if conn.their_state is h11.SEND_RESPONSE:
             return
+        if conn.their_state is h11.SEND_BODY:
+            raise ResponseError("the last response's body is still unread")
         if conn.states == {h11.CLIENT: h11.DONE, h11.SERVER: h11.DONE}:
             conn.start_next_cycle()
-        if conn.our_state is not h11.IDLE:
+        if conn.our_state is not h11.IDLE:  # the last response ended the connection
             raise ResponseError(f"no further response can come in state {conn.states}")
         headers = [(b"host", b"test")]
         if upgrade:
@@ -160,12 +160,12 @@ class ResponseReader:
         conn.send(h11.Request(method=method, target=b"/", headers=headers))
         conn.send(h11.EndOfMessage())
 
-    def _rest_of_body(self) -> dict[str, bytes | Headers]:
+    def _read_body(self) -> tuple[bytes, Headers]:
         chunks = []
         while True:
             event = self._next_event()
             if isinstance(event, h11.EndOfMessage):
-                return {"body": b"".join(chunks), "trailers": list(event.headers)}
+                return b"".join(chunks), list(event.headers)
             if not isinstance(event, h11.Data):
                 raise ResponseError(f"expected body data, got {event!r}{self._last_bytes()}")
             chunks.append(event.data)
@@ -180,7 +180,7 @@ class ResponseReader:
             if event is h11.NEED_DATA:
                 self._receive()
             elif event is h11.PAUSED:
-                raise ResponseError(f"unexpected bytes: {self.trailing_data[:200]!r}")
+                raise ResponseError(f"unasked bytes after a response: {self.trailing_data[:200]!r}")
             else:
                 return event
 

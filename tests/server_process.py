@@ -130,7 +130,11 @@ def running_server(*args: str, app: str | None = "apps:app", **kwargs) -> Iterat
 
 
 def exchange(server: ServerProcess, raw: bytes, timeout: float = 10.0) -> bytes:
-    """Send raw bytes, read until the server closes (or `timeout`)."""
+    """Send raw bytes, read until the server closes (or `timeout`).
+
+    For tests whose subject is the bytes themselves; responses are read with
+    http_client.py, never parsed from these.
+    """
     with server.connect(timeout) as sock:
         sock.sendall(raw)
         return read_until_closed(sock)
@@ -147,42 +151,3 @@ def read_until_closed(sock: socket.socket) -> bytes:
             break
         chunks.append(data)
     return b"".join(chunks)
-
-
-def read_head(sock: socket.socket) -> tuple[bytes, dict[bytes, bytes]]:
-    """(status line, headers) of one response, read a byte at a time so that the body and
-    a pipelined next response stay in the socket."""
-    head = b""
-    while not head.endswith(b"\r\n\r\n"):
-        data = sock.recv(1)
-        if not data:
-            raise ConnectionError(f"closed before a full response head: {head!r}")
-        head += data
-    status, *lines = head[:-4].split(b"\r\n")
-    return status, {k.strip().lower(): v.strip() for k, _, v in (x.partition(b":") for x in lines)}
-
-
-def read_response(sock: socket.socket) -> tuple[bytes, dict[bytes, bytes], bytes]:
-    """Read exactly one Content-Length-framed response: (status line, headers, body)."""
-    status, headers = read_head(sock)
-    length = int(headers.get(b"content-length", b"0"))
-    body = b""
-    while len(body) < length:
-        data = sock.recv(length - len(body))
-        if not data:
-            break
-        body += data
-    return status, headers, body
-
-
-def get(sock: socket.socket, path: str = "/") -> tuple[bytes, bytes]:
-    """One GET on an open keep-alive connection: (status line, body)."""
-    sock.sendall(b"GET %s HTTP/1.1\r\nHost: test\r\n\r\n" % path.encode())
-    status, _, body = read_response(sock)
-    return status, body
-
-
-def get_new(server: ServerProcess, path: str = "/", timeout: float = 30.0) -> tuple[bytes, bytes]:
-    """One GET on a new connection (the timeout only turns a hang into a failure)."""
-    with server.connect(timeout) as sock:
-        return get(sock, path)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from .server_process import TESTS_DIR, ServerProcess, read_response, running_server
+from .http_client import get_new
+from .server_process import TESTS_DIR, running_server
 
 TIMEOUT = 30.0
 CAP_DAC_OVERRIDE = 1
@@ -47,13 +48,6 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
 
 def serve_args(app: str, *args: str) -> list[str]:
     return ["--host", "127.0.0.1", "--port", "0", "--app-dir", str(TESTS_DIR), *args, app]
-
-
-def get(server: ServerProcess, path: str = "/") -> tuple[bytes, bytes]:
-    with server.connect(TIMEOUT) as sock:
-        sock.sendall(b"GET %s HTTP/1.1\r\nHost: test\r\n\r\n" % path.encode())
-        status, _, body = read_response(sock)
-    return status, body
 
 
 # -- start-up errors: one line, non-zero exit -----------------------------------------
@@ -188,7 +182,7 @@ def test_invalid_flag_is_exit_2_and_one_line(flags: list[str]) -> None:
 
 def test_factory_flag_calls_the_factory() -> None:
     with running_server("--factory", app="apps:make_app") as server:
-        assert get(server) == (b"HTTP/1.1 200 OK", b"from factory")
+        assert get_new(server) == (200, b"from factory")
 
 
 def test_app_dir_is_searched_first(tmp_path: Path) -> None:
@@ -206,13 +200,13 @@ def test_app_dir_is_searched_first(tmp_path: Path) -> None:
     with running_server(
         "--app-dir", str(tmp_path), "--lifespan", "off", app="app_dir_probe:app"
     ) as server:
-        assert get(server) == (b"HTTP/1.1 200 OK", b"from app-dir")
+        assert get_new(server) == (200, b"from app-dir")
 
 
 def test_no_app_serves_the_diagnostic_app() -> None:
     with running_server("--workers", "2", app=None) as server:
-        status, body = get(server, "/diag")
-    assert status == b"HTTP/1.1 200 OK"
+        status, body = get_new(server, "/diag")
+    assert status == 200
     info = json.loads(body)
     assert info["python"] == sys.version.split()[0]
     gil_check = getattr(sys, "_is_gil_enabled", None)
@@ -247,7 +241,7 @@ def test_open_files_soft_limit_is_raised_to_the_hard_limit() -> None:
         pytest.skip(f"open-files hard limit is only {hard}")
     with running_server(preexec_fn=_set_nofile(256, hard)) as server:
         soft, server_hard = _open_files_limits(server.proc.pid)
-        assert get(server)[0] == b"HTTP/1.1 200 OK"
+        assert get_new(server)[0] == 200
     assert soft == server_hard, (soft, server_hard)
     assert soft != "256"
 
@@ -293,7 +287,7 @@ def test_running_out_of_descriptors_slows_accepting_but_does_not_crash() -> None
             for sock in socks:
                 sock.close()
         # Descriptors come back once those clients are gone; accepting resumes.
-        assert get(server) == (b"HTTP/1.1 200 OK", b"Hello, world!")
+        assert get_new(server) == (200, b"Hello, world!")
         assert server.proc.poll() is None
     assert "Traceback" not in server.stderr, server.stderr
 

@@ -154,14 +154,22 @@ class BIOClient:
         self.tls.write(plaintext)
         return self._outgoing.read()
 
-    def read_until(self, marker: bytes) -> bytes:
-        data = b""
-        while marker not in data:
+    def sendall(self, plaintext: bytes) -> None:
+        self.sock.sendall(self.records(plaintext))
+
+    def recv(self, bufsize: int) -> bytes:
+        """Plaintext as it comes, for a ResponseReader (which takes this for a socket)."""
+        while True:
             try:
-                data += self.tls.read(65536)
+                return self.tls.read(bufsize)
             except ssl.SSLWantReadError:
                 self._receive()
-        return data
+
+    def gettimeout(self) -> float | None:
+        return self.sock.gettimeout()
+
+    def settimeout(self, value: float | None) -> None:
+        self.sock.settimeout(value)
 
     def _receive(self) -> None:
         data = self.sock.recv(65536)

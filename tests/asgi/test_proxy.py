@@ -86,10 +86,10 @@ def test_bad_trusted_spec_names_the_entry() -> None:
 def _scope_of(srv, extra: bytes) -> dict:
     import json
 
-    from ..server_process import exchange
+    from ..http_client import request
 
     raw = b"GET /scope HTTP/1.1\r\nHost: inner\r\nConnection: close\r\n%s\r\n" % extra
-    return json.loads(exchange(srv, raw).partition(b"\r\n\r\n")[2])
+    return json.loads(request(srv, raw).body)
 
 
 def test_trusted_proxy_over_the_wire() -> None:
@@ -110,7 +110,8 @@ def test_proxy_fields_are_read_per_request_on_a_keep_alive_connection() -> None:
     """The parser's memo of a repeated head must not carry one request's hop to the next."""
     import json
 
-    from ..server_process import read_response, running_server
+    from ..http_client import ResponseReader
+    from ..server_process import running_server
 
     base = b"GET /scope HTTP/1.1\r\nHost: inner\r\n"
     heads = [
@@ -120,10 +121,11 @@ def test_proxy_fields_are_read_per_request_on_a_keep_alive_connection() -> None:
         base + b"x-forwarded-for: 203.0.113.9\r\n\r\n",
     ]
     with running_server() as srv, srv.connect(10.0) as sock:
+        reader = ResponseReader(sock)
         clients = []
         for head in heads:
             sock.sendall(head)
-            clients.append(json.loads(read_response(sock)[2])["client"][0])
+            clients.append(json.loads(reader.read_response().body)["client"][0])
     assert clients == ["198.51.100.4", "198.51.100.4", "127.0.0.1", "203.0.113.9"]
 
 

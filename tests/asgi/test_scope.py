@@ -7,7 +7,8 @@ import pytest
 from pounce_sync.asgi.scope import build_http_scope, split_target
 from pounce_sync.http1 import ParserLimits, parse_head
 
-from ..server_process import ServerProcess, exchange, running_server
+from ..http_client import ResponseReader, request
+from ..server_process import ServerProcess, running_server
 
 
 @pytest.mark.parametrize(
@@ -64,11 +65,11 @@ def test_state_is_a_shallow_copy() -> None:
 
 
 def test_scope_over_the_wire(server: ServerProcess) -> None:
-    response = exchange(
+    response = request(
         server,
         b"GET /scope?a=1 HTTP/1.0\r\nHost: h\r\nX-Upper-Case: Keep\r\n\r\n",
     )
-    scope = json.loads(response.partition(b"\r\n\r\n")[2])
+    scope = json.loads(response.body)
     assert scope["http_version"] == "1.0"
     assert scope["scheme"] == "http"
     assert scope["server"] == ["127.0.0.1", server.port]
@@ -80,8 +81,8 @@ def test_scope_over_the_wire(server: ServerProcess) -> None:
 
 def test_root_path_flag() -> None:
     with running_server("--root-path", "/mount") as srv:
-        response = exchange(srv, b"GET /scope HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
-    scope = json.loads(response.partition(b"\r\n\r\n")[2])
+        response = request(srv, b"GET /scope HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    scope = json.loads(response.body)
     assert scope["root_path"] == "/mount"
     assert scope["path"] == "/mount/scope"
 
@@ -89,9 +90,7 @@ def test_root_path_flag() -> None:
 def test_lifespan_state_reaches_requests_as_a_copy() -> None:
     with running_server(app="apps:stateful") as srv:
         bodies = [
-            exchange(srv, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").partition(
-                b"\r\n\r\n"
-            )[2]
+            request(srv, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").body
             for _ in range(3)
         ]
     for body in bodies:
@@ -102,14 +101,13 @@ def test_lifespan_state_reaches_requests_as_a_copy() -> None:
 def test_a_repeated_head_gets_a_fresh_scope_each_time() -> None:
     """The worker reuses the scope it built for a repeated head; nothing an app changed
     in one request's scope may show in the next."""
-    from ..server_process import read_response
-
     head = b"GET /same?x=1 HTTP/1.1\r\nHost: h\r\n\r\n"
     with running_server(app="apps_extra:scope_mutator") as srv, srv.connect(10.0) as sock:
+        reader = ResponseReader(sock)
         bodies = []
         for _ in range(3):
             sock.sendall(head)
-            bodies.append(json.loads(read_response(sock)[2]))
+            bodies.append(json.loads(reader.read_response().body))
     assert bodies[0] == bodies[1] == bodies[2]
     assert bodies[0]["path"] == "/same" and "extra" not in bodies[0]
     assert bodies[0]["state"] == {"counter": 0}

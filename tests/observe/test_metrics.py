@@ -10,17 +10,17 @@ import pytest
 
 from pounce_sync.observe.metrics import MetricsLayout, SharedMetrics
 
-from ..server_process import ServerProcess, exchange, read_response, running_server
+from ..http_client import ResponseReader, request
+from ..server_process import ServerProcess, exchange, running_server
 
 METRICS = ("--metrics-path", "/metrics", "--no-access-log")
 
 
 def scrape(srv: ServerProcess) -> dict[str, float]:
-    body = exchange(srv, b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-    head, _, text = body.partition(b"\r\n\r\n")
-    assert b"content-type: text/plain; version=0.0.4" in head
+    response = request(srv, b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert response.header(b"content-type").startswith(b"text/plain; version=0.0.4")
     values = {}
-    for line in text.decode().splitlines():
+    for line in response.body.decode().splitlines():
         if line and not line.startswith("#"):
             name, value = line.rsplit(" ", 1)
             values[name] = float(value)
@@ -54,13 +54,14 @@ def test_counts_are_exact_under_concurrency(mode: str) -> None:
 
         def client(i: int) -> None:
             with srv.connect() as sock:
+                reader = ResponseReader(sock)
                 for j in range(per_client):
                     method = b"POST" if j % 3 == 0 else b"GET"
                     path = b"/status?404" if j % 5 == 0 else b"/"
                     sock.sendall(
                         b"%s %s HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n" % (method, path)
                     )
-                    read_response(sock)
+                    reader.read_response(method)
 
         threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
         for t in threads:
@@ -84,13 +85,13 @@ def test_in_flight_and_parked_gauges() -> None:
         for _ in range(5):
             sock = srv.connect()
             sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-            read_response(sock)
+            ResponseReader(sock).read_response()
             idle.append(sock)
         busy = srv.connect()
         busy.sendall(b"GET /sleep?1.5 HTTP/1.1\r\nHost: t\r\n\r\n")
         time.sleep(0.8)  # gauges are published twice a second
         values = scrape(srv)
-        read_response(busy)
+        ResponseReader(busy).read_response()
         for sock in [*idle, busy]:
             sock.close()
     assert values["pounce_requests_in_flight"] == 1

@@ -30,6 +30,8 @@ from pounce_sync.worker.idle_poller import IdlePoller
 from pounce_sync.worker.streaming_paths import StreamingPaths
 from pounce_sync.worker.sync_worker import SyncWorker
 
+from ..http_client import ResponseReader
+
 TIMEOUT = 10.0
 WORKER_THREAD = "sync-worker-under-test"
 
@@ -164,10 +166,11 @@ def test_streaming_request_belongs_to_the_pool_after_the_handoff() -> None:
             b"Connection: close\r\n\r\n"
         )
         serve_once(worker, poller)
-        response = read_until_eof(client)
+        reader = ResponseReader(client)
+        response = reader.read_response()
+        reader.read_closed()
         wait_closed(sock)
-    assert response.startswith(b"HTTP/1.1 200 ")
-    assert b"data: 2" in response
+    assert (response.status, response.body) == (200, b"data: 0\n\ndata: 1\n\ndata: 2\n\n")
     assert_pool_owned(sock)
 
 

@@ -25,7 +25,8 @@ from h2.errors import ErrorCodes
 from hpack import Decoder
 from hyperframe.frame import DataFrame, Frame, GoAwayFrame, HeadersFrame, RstStreamFrame
 
-from ..server_process import ServerProcess, read_until_closed, running_server
+from ..http_client import ResponseReader, request
+from ..server_process import ServerProcess, running_server
 from ..tls_server import Certs, client_context, make_certs, running_tls_server
 
 CURL = shutil.which("curl")
@@ -115,6 +116,10 @@ class H2Client:
         data = self.sock.recv(65536)
         if not data:
             raise ConnectionError("the server closed the connection")
+        return self.receive(data)
+
+    def receive(self, data: bytes) -> list[h2.events.Event]:
+        """Bytes read from the socket (here or by another reader): what pump does with them."""
         events = self.conn.receive_data(data)
         for event in events:
             self._record(event)
@@ -257,12 +262,11 @@ def test_h2c_upgrade_with_h2_client(server: ServerProcess) -> None:
             b"GET /scope HTTP/1.1\r\nHost: h2.test\r\nConnection: Upgrade, HTTP2-Settings\r\n"
             b"Upgrade: h2c\r\nHTTP2-Settings: %s\r\n\r\n" % settings
         )
-        head = b""
-        while not head.endswith(b"\r\n\r\n"):
-            head += sock.recv(1)
-        assert head.startswith(b"HTTP/1.1 101 ")
+        reader = ResponseReader(sock)
+        assert reader.read_informational(upgrade=True).status == 101
         client.flush()  # the client preface
         client.responses[1] = Response()
+        client.receive(reader.trailing_data)  # what came with the 101
         response = client.response(1)
         assert response.status == 200
         assert b'"http_version": "2"' in response.body
@@ -271,12 +275,11 @@ def test_h2c_upgrade_with_h2_client(server: ServerProcess) -> None:
 
 
 def test_h2c_upgrade_with_bad_settings_is_refused(server: ServerProcess) -> None:
-    with server.connect(TIMEOUT) as sock:
-        sock.sendall(
-            b"GET / HTTP/1.1\r\nHost: h2.test\r\nConnection: Upgrade, HTTP2-Settings\r\n"
-            b"Upgrade: h2c\r\nHTTP2-Settings: AAAA\r\n\r\n"  # 3 bytes: no whole setting
-        )
-        assert read_until_closed(sock).startswith(b"HTTP/1.1 400 ")
+    raw = (
+        b"GET / HTTP/1.1\r\nHost: h2.test\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: AAAA\r\n\r\n"  # 3 bytes: no whole setting
+    )
+    assert request(server, raw, upgrade=True).status == 400
 
 
 @needs_curl
@@ -297,9 +300,7 @@ def test_alpn_h2_over_tls(certs: Certs) -> None:
 @needs_curl
 def test_no_http2_turns_it_off(certs: Certs) -> None:
     with running_server("--no-http2", "--no-access-log", app=APP) as srv:
-        with srv.connect(TIMEOUT) as sock:
-            sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-            assert read_until_closed(sock).startswith(b"HTTP/1.1 505 ")
+        assert request(srv, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").status == 505
         done = curl("--http2", f"http://127.0.0.1:{srv.port}/")
         assert done.stdout == "hello h2\n1.1"  # the upgrade is ignored
     with running_tls_server(certs, "--no-http2", app=APP) as srv:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ..server_process import TESTS_DIR, ServerProcess, read_until_closed, running_server
+from ..http_client import ResponseReader
+from ..server_process import TESTS_DIR, ServerProcess, running_server
 from ..tls_server import Certs, client_context, make_certs, running_tls_server
 
 APP = "apps_streaming:app"
@@ -21,6 +22,14 @@ def _request(
     conn.request("GET", path, headers=headers or {})
     response = conn.getresponse()
     return response, response.read()
+
+
+def _first_event(sock: socket.socket) -> bytes:
+    """The first chunk of the event stream the server started answering on `sock`."""
+    reader = ResponseReader(sock)
+    head = reader.read_head()
+    assert (head.status, head.header(b"transfer-encoding")) == (200, b"chunked"), head
+    return reader.read_chunk()
 
 
 def _calls(log: Path) -> list[str]:
@@ -98,7 +107,7 @@ def test_disconnect_reaches_the_app_promptly(server: ServerProcess, tmp_path: Pa
             b"GET /sse?log=%s HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n"
             % str(log).encode()
         )
-        assert b"data: 0" in sock.recv(65536)
+        assert _first_event(sock) == b"data: 0\n\n"
     assert _wait_for(lambda: "disconnected" in log.read_text())
 
 
@@ -122,21 +131,14 @@ def test_slow_reader_backpressures_the_app(server: ServerProcess, tmp_path: Path
 
     assert _wait_for(steady, timeout=30)
     assert stalled[-1] < total
-    received = len(read_until_closed_or_done(sock))
+    reader = ResponseReader(sock)
+    assert reader.read_head().status == 200
+    received = 0
+    while (chunk := reader.read_chunk()) is not None:  # to the last chunk
+        received += len(chunk)
     sock.close()
-    assert received > total * 65536
+    assert received == total * 65536
     assert int(count.read_text()) == total
-
-
-def read_until_closed_or_done(sock: socket.socket) -> bytes:
-    """Read a chunked response to its last chunk."""
-    data = bytearray()
-    while not data.endswith(b"\r\n0\r\n\r\n"):
-        chunk = sock.recv(1 << 20)
-        if not chunk:
-            break
-        data += chunk
-    return bytes(data)
 
 
 def test_pipelined_request_after_a_stream_is_answered(server: ServerProcess) -> None:
@@ -145,10 +147,12 @@ def test_pipelined_request_after_a_stream_is_answered(server: ServerProcess) -> 
             b"GET /sse?n=2 HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n"
             b"GET /plain?n=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
         )
-        data = read_until_closed(sock)
-    assert data.count(b"HTTP/1.1 200 OK") == 2
-    assert b"data: 1\n\n" in data
-    assert data.endswith(b"chunk 0\n\r\n0\r\n\r\n")
+        reader = ResponseReader(sock)
+        stream, plain = reader.read_response(), reader.read_response()
+        reader.read_closed()
+    assert (stream.status, stream.body) == (200, b"data: 0\n\ndata: 1\n\n")
+    assert (plain.status, plain.body) == (200, b"chunk 0\n")
+    assert plain.header(b"transfer-encoding") == b"chunked"
 
 
 def test_upload_to_a_stream_path_is_read_on_the_pool() -> None:
@@ -168,7 +172,7 @@ def test_full_pool_answers_503(tmp_path: Path) -> None:
     with running_server("--async-backlog", "1", app=APP) as server:
         with server.connect() as first:
             first.sendall(b"GET /sse HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n")
-            assert b"data: 0" in first.recv(65536)
+            assert _first_event(first) == b"data: 0\n\n"
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
             response, _ = _request(conn, "/sse", SSE)
             assert response.status == 503
@@ -195,7 +199,7 @@ def test_shutdown_ends_open_streams_and_exits_cleanly(tmp_path: Path) -> None:
             b"GET /sse?log=%s HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n"
             % str(log).encode()
         )
-        assert b"data: 0" in sock.recv(65536)
+        assert _first_event(sock) == b"data: 0\n\n"
         server.send_signal(signal.SIGTERM)
         assert server.wait_exit(timeout=15) == 0
         assert "disconnected" in log.read_text()  # the app heard about the shutdown

@@ -32,7 +32,8 @@ from wsproto.events import (
 from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, FrameProtocol
 
-from ..server_process import ServerProcess, exchange, get_new, running_server
+from ..http_client import get_new, request
+from ..server_process import ServerProcess, running_server
 from ..tls_server import Certs, client_context, make_certs, running_tls_server
 
 APP = "apps_websocket:app"
@@ -244,13 +245,13 @@ def test_invalid_handshakes_are_refused_without_the_app(server, log) -> None:
         f"GET /echo?log={log} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     ).encode()
     key = b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-    no_key = exchange(server, head + b"Sec-WebSocket-Version: 13\r\n\r\n")
-    assert no_key.startswith(b"HTTP/1.1 400 ")
-    short_key = exchange(server, head + b"Sec-WebSocket-Key: c2hvcnQ=\r\n\r\n")
-    assert short_key.startswith(b"HTTP/1.1 400 ")
-    old = exchange(server, head + key + b"Sec-WebSocket-Version: 8\r\n\r\n")
-    assert old.startswith(b"HTTP/1.1 426 ")
-    assert b"\r\nsec-websocket-version: 13\r\n" in old
+    no_key = request(server, head + b"Sec-WebSocket-Version: 13\r\n\r\n", upgrade=True)
+    assert no_key.status == 400
+    short_key = request(server, head + b"Sec-WebSocket-Key: c2hvcnQ=\r\n\r\n", upgrade=True)
+    assert short_key.status == 400
+    old = request(server, head + key + b"Sec-WebSocket-Version: 8\r\n\r\n", upgrade=True)
+    assert old.status == 426
+    assert old.header(b"sec-websocket-version") == b"13"
     assert not log.exists()  # the app never ran
 
 
@@ -451,7 +452,7 @@ def test_many_connections_at_once(server) -> None:
             await asyncio.gather(*(_async_echo(server.port, i) for i in range(200)))
 
     asyncio.run(main())
-    assert get_new(server) == (b"HTTP/1.1 200 OK", b"http ok")
+    assert get_new(server) == (200, b"http ok")
 
 
 @pytest.mark.parametrize("mode", ["thread", "process"])
@@ -463,7 +464,7 @@ def test_worker_modes_run_the_app_once_per_connection(mode, log) -> None:
                 client.close()
         wait_for(lambda: log_lines(log).count("disconnect 1000") == 6)
         assert log_lines(log).count("connect") == 6
-        assert get_new(srv) == (b"HTTP/1.1 200 OK", b"http ok")
+        assert get_new(srv) == (200, b"http ok")
         assert srv.stop() == 0
     assert "Traceback" not in srv.stderr, srv.stderr
 

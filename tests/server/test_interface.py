@@ -9,14 +9,15 @@ import pytest
 from pounce_sync.server.interface import detect_interface, resolve_interface
 
 from ..apps_wsgi import ASGI2App, FlaskLike, app, wsgi_with_default
-from ..server_process import read_response, running_server
+from ..http_client import ResponseReader
+from ..server_process import running_server
 
 TIMEOUT = 30.0
 
 
 def get_body(sock: socket.socket, path: str) -> bytes:
     sock.sendall(b"GET %s HTTP/1.1\r\nHost: test\r\n\r\n" % path.encode())
-    return read_response(sock)[2]
+    return ResponseReader(sock).read_response().body
 
 
 async def _asgi3(scope: dict, receive: object, send: object) -> None:

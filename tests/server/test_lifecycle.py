@@ -1,39 +1,35 @@
 """Server lifecycle: graceful shutdown on SIGINT/SIGTERM, forced exit on a second signal."""
 
+import json
 import signal
 import socket
 import time
 
 import pytest
 
-from ..server_process import (
-    TESTS_DIR,
-    ServerProcess,
-    exchange,
-    read_response,
-    read_until_closed,
-    running_server,
-)
+from ..http_client import ResponseReader
+from ..server_process import TESTS_DIR, ServerProcess, exchange, running_server
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_graceful_shutdown_finishes_the_request_in_flight(signum: int) -> None:
     with running_server("--workers", "2") as srv:
-        idle = srv.connect()
-        idle.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-        read_response(idle)  # now parked as an idle keep-alive connection
-        busy = srv.connect()
-        busy.sendall(b"GET /sleep?1 HTTP/1.1\r\nHost: t\r\n\r\n")
+        idle = ResponseReader(srv.connect())
+        idle.sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        idle.read_response()  # now parked as an idle keep-alive connection
+        busy = ResponseReader(srv.connect())
+        busy.sock.sendall(b"GET /sleep?1 HTTP/1.1\r\nHost: t\r\n\r\n")
         time.sleep(0.2)
         srv.send_signal(signum)
-        status, headers, body = read_response(busy)
-        assert (status, body) == (b"HTTP/1.1 200 OK", b"slept")
-        assert headers[b"connection"] == b"close"
-        assert busy.recv(1) == b""
-        assert idle.recv(1) == b""  # idle connections are closed at once
+        response = busy.read_response()
+        assert (response.status, response.body) == (200, b"slept")
+        assert response.header(b"connection") == b"close"
+        busy.read_closed()
+        idle.read_closed()  # idle connections are closed at once
+        assert not busy.reset and not idle.reset  # closed, not reset
         assert srv.wait_exit() == 0
-        idle.close()
-        busy.close()
+        idle.sock.close()
+        busy.sock.close()
     with pytest.raises(OSError):
         socket.create_connection((srv.host, srv.port), timeout=2).close()
 
@@ -72,9 +68,11 @@ def test_unix_domain_socket(tmp_path) -> None:
             sock.settimeout(10)
             sock.connect(str(path))
             sock.sendall(b"GET /scope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            data = read_until_closed(sock)
-        assert data.startswith(b"HTTP/1.1 200 ")
-        assert b'"client": null' in data
+            reader = ResponseReader(sock)
+            response = reader.read_response()
+            reader.read_closed()
+        assert response.status == 200
+        assert json.loads(response.body)["client"] is None
         assert srv.stop() == 0
     finally:
         srv.kill()
@@ -96,22 +94,22 @@ def test_connections_waiting_in_the_accept_queue_are_served_on_shutdown(mode: st
     with running_server("--workers", str(workers), "--worker-mode", mode) as srv:
         busy = []
         for _ in range(workers):
-            sock = srv.connect()
-            sock.sendall(b"GET /sleep?1 HTTP/1.1\r\nHost: t\r\n\r\n")
-            busy.append(sock)
+            reader = ResponseReader(srv.connect())
+            reader.sock.sendall(b"GET /sleep?1 HTTP/1.1\r\nHost: t\r\n\r\n")
+            busy.append(reader)
             time.sleep(0.2)  # asleep in the app: that worker accepts nothing more
-        queued = srv.connect()
-        queued.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        queued = ResponseReader(srv.connect())
+        queued.sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         time.sleep(0.1)
         srv.send_signal(signal.SIGTERM)
-        slept = [read_response(sock)[2] for sock in busy]
-        second = read_response(queued)
-        for sock in [*busy, queued]:
-            sock.close()
+        slept = [reader.read_response().body for reader in busy]
+        second = queued.read_response()
+        for reader in [*busy, queued]:
+            reader.sock.close()
         assert srv.wait_exit(20) == 0
     assert slept == [b"slept"] * workers
-    assert second[0] == b"HTTP/1.1 200 OK" and second[2] == b"Hello, world!"
-    assert second[1][b"connection"] == b"close"
+    assert (second.status, second.body) == (200, b"Hello, world!")
+    assert second.header(b"connection") == b"close"
 
 
 def test_pipelined_request_behind_one_in_flight_at_shutdown_is_answered() -> None:
@@ -125,7 +123,10 @@ def test_pipelined_request_behind_one_in_flight_at_shutdown_is_answered() -> Non
             )
             time.sleep(0.3)
             srv.send_signal(signal.SIGTERM)
-            data = read_until_closed(sock)
-        assert data.count(b"HTTP/1.1 200 OK") == 2, data
-        assert data.rstrip().endswith(b"}")  # the second, /scope, response is complete
+            reader = ResponseReader(sock)
+            first, second = reader.read_response(), reader.read_response()
+            reader.read_closed()
+        assert (first.status, second.status) == (200, 200)
+        assert second.header(b"connection") == b"close"
+        assert json.loads(second.body)["path"] == "/scope"  # the second response is whole
         assert srv.wait_exit(20) == 0

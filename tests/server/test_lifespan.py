@@ -2,7 +2,8 @@
 
 import signal
 
-from ..server_process import ServerProcess, exchange, running_server
+from ..http_client import ResponseReader, request
+from ..server_process import ServerProcess, running_server
 
 
 def test_startup_failure_exits_non_zero_with_the_apps_message() -> None:
@@ -23,11 +24,11 @@ def test_shutdown_runs_after_in_flight_requests_drain(tmp_path) -> None:
         sock = srv.connect()
         sock.sendall(b"GET /sleep?1 HTTP/1.1\r\nHost: t\r\n\r\n")
         srv.send_signal(signal.SIGTERM)
-        response = sock.recv(65536)
+        response = ResponseReader(sock).read_response()
         assert not marker.exists()  # the request was still in flight
         sock.close()
         assert srv.wait_exit() == 0
-    assert response.startswith(b"HTTP/1.1 200 ")
+    assert response.status == 200
     assert marker.read_text() == "shutdown\n"
 
 
@@ -35,12 +36,12 @@ def test_lifespan_off_never_calls_lifespan(tmp_path) -> None:
     marker = tmp_path / "shutdown"
     env = {"POUNCE_TEST_SHUTDOWN_FILE": str(marker)}
     with running_server("--lifespan", "off", app="apps:shutdown_marker", env=env) as srv:
-        assert exchange(srv, b"GET / HTTP/1.0\r\n\r\n").endswith(b"Hello, world!")
+        assert request(srv, b"GET / HTTP/1.0\r\n\r\n").body == b"Hello, world!"
         assert srv.stop() == 0
     assert not marker.exists()
 
 
 def test_app_without_lifespan_support_still_serves_in_auto_mode() -> None:
     with running_server("--factory", app="apps:make_app") as srv:
-        assert exchange(srv, b"GET / HTTP/1.0\r\n\r\n").endswith(b"from factory")
+        assert request(srv, b"GET / HTTP/1.0\r\n\r\n").body == b"from factory"
         assert srv.stop() == 0

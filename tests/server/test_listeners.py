@@ -1,5 +1,6 @@
 """Binding: several listeners at once, IPv6, Unix sockets and inherited descriptors."""
 
+import json
 import re
 import socket
 import subprocess
@@ -8,7 +9,8 @@ import time
 
 import pytest
 
-from ..server_process import TESTS_DIR, ServerProcess, read_until_closed
+from ..http_client import Response, ResponseReader
+from ..server_process import TESTS_DIR, ServerProcess
 
 REQUEST = b"GET /scope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
 
@@ -22,12 +24,21 @@ def _start(*args: str, **popen) -> ServerProcess:
     return srv
 
 
-def _ask(family: int, address) -> bytes:
+def _ask(family: int, address) -> Response:
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.settimeout(10)
         sock.connect(address)
         sock.sendall(REQUEST)
-        return read_until_closed(sock)
+        reader = ResponseReader(sock)
+        response = reader.read_response()
+        reader.read_closed()
+    return response
+
+
+def _scope(family: int, address) -> dict:
+    response = _ask(family, address)
+    assert response.status == 200, response
+    return json.loads(response.body)
 
 
 def test_tcp_and_unix_binds_at_once(tmp_path) -> None:
@@ -35,8 +46,8 @@ def test_tcp_and_unix_binds_at_once(tmp_path) -> None:
     srv = _start("--bind", "127.0.0.1:0", "--bind", f"unix:{path}")
     try:
         port = int(re.search(r"Listening on http://127\.0\.0\.1:(\d+)", srv.stderr)[1])
-        assert b'"client": ["127.0.0.1"' in _ask(socket.AF_INET, ("127.0.0.1", port))
-        assert b'"client": null' in _ask(socket.AF_UNIX, str(path))
+        assert _scope(socket.AF_INET, ("127.0.0.1", port))["client"][0] == "127.0.0.1"
+        assert _scope(socket.AF_UNIX, str(path))["client"] is None
         assert srv.stop() == 0
     finally:
         srv.kill()
@@ -52,8 +63,7 @@ def test_ipv6_loopback() -> None:
     srv = _start("--bind", "[::1]:0")
     try:
         port = int(re.search(r"Listening on http://\[::1\]:(\d+)", srv.stderr)[1])
-        response = _ask(socket.AF_INET6, ("::1", port))
-        assert b'"server": ["::1", %d]' % port in response
+        assert _scope(socket.AF_INET6, ("::1", port))["server"] == ["::1", port]
         assert srv.stop() == 0
     finally:
         srv.kill()
@@ -66,7 +76,7 @@ def test_inherited_descriptor() -> None:
     listener.close()  # the server holds its own copy now
     try:
         assert f"Listening on http://127.0.0.1:{port}" in srv.stderr
-        assert _ask(socket.AF_INET, ("127.0.0.1", port)).startswith(b"HTTP/1.1 200 ")
+        assert _ask(socket.AF_INET, ("127.0.0.1", port)).status == 200
         assert srv.stop() == 0
     finally:
         srv.kill()
@@ -122,7 +132,7 @@ def test_unix_socket_permissions(tmp_path, flag: str) -> None:
             assert srv.proc.poll() is None and time.monotonic() < deadline, srv.stderr
             time.sleep(0.05)
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
-        assert b"200 OK" in _ask(socket.AF_UNIX, str(path))
+        assert _ask(socket.AF_UNIX, str(path)).status == 200
         assert srv.stop() == 0
     finally:
         srv.kill()

@@ -2,7 +2,8 @@
 
 import re
 
-from ..server_process import exchange, running_server
+from ..http_client import request
+from ..server_process import running_server
 
 CLOSE = b"GET /pid HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
 
@@ -10,9 +11,9 @@ CLOSE = b"GET /pid HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
 def _ask_many(srv, count: int) -> list[int]:
     pids = []
     for _ in range(count):
-        response = exchange(srv, CLOSE)
-        assert response.startswith(b"HTTP/1.1 200 "), response[:80]
-        pids.append(int(response.partition(b"\r\n\r\n")[2]))
+        response = request(srv, CLOSE)
+        assert response.status == 200, response
+        pids.append(int(response.body))
     return pids
 
 

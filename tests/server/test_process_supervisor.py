@@ -12,14 +12,15 @@ import pytest
 from pounce_sync.server.listeners import bind_listeners
 from pounce_sync.server.supervisor import ProcessSupervisor
 
-from ..server_process import TESTS_DIR, ServerProcess, exchange, read_response, running_server
+from ..http_client import ResponseError, ResponseReader, request
+from ..server_process import TESTS_DIR, ServerProcess, running_server
 
 PROCESS = ("--worker-mode", "process", "--no-access-log")
 
 
 def _pid_of_response(srv: ServerProcess, path: bytes = b"/pid") -> int:
-    response = exchange(srv, b"GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % path)
-    return int(response.partition(b"\r\n\r\n")[2])
+    response = request(srv, b"GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % path)
+    return int(response.body)
 
 
 def _children(pid: int) -> set[int]:
@@ -52,14 +53,14 @@ def test_each_worker_process_serves_on_the_shared_listener() -> None:
         children = _wait_children(srv, 2)
         # One thread per process: while one process sleeps in a request, only the
         # other is waiting on the shared listener, so it must take the next connection.
-        busy = srv.connect()
-        busy.sendall(b"GET /sleep?1.5 HTTP/1.1\r\nHost: t\r\n\r\n")
+        busy = ResponseReader(srv.connect())
+        busy.sock.sendall(b"GET /sleep?1.5 HTTP/1.1\r\nHost: t\r\n\r\n")
         time.sleep(0.5)
         other = _pid_of_response(srv)
-        read_response(busy)
-        busy.sendall(b"GET /pid HTTP/1.1\r\nHost: t\r\n\r\n")
-        sleeper = int(read_response(busy)[2])
-        busy.close()
+        busy.read_response()
+        busy.sock.sendall(b"GET /pid HTTP/1.1\r\nHost: t\r\n\r\n")
+        sleeper = int(busy.read_response().body)
+        busy.sock.close()
         assert {sleeper, other} == children
         assert srv.stop() == 0
     assert "Worker mode: process (--worker-mode process): 2 worker processes" in srv.stderr
@@ -103,9 +104,9 @@ def test_sigterm_drains_in_flight_requests_and_leaves_no_process() -> None:
         sock.sendall(b"GET /sleep?1 HTTP/1.1\r\nHost: t\r\n\r\n")
         time.sleep(0.2)
         srv.send_signal(signal.SIGTERM)
-        status, _, body = read_response(sock)
+        response = ResponseReader(sock).read_response()
         sock.close()
-        assert (status, body) == (b"HTTP/1.1 200 OK", b"slept")
+        assert (response.status, response.body) == (200, b"slept")
         assert srv.wait_exit(30) == 0
     for pid in children:
         status = Path(f"/proc/{pid}/status")
@@ -131,11 +132,11 @@ def test_sighup_replaces_every_worker_with_no_failed_request() -> None:
             nonlocal count
             while not done.is_set():
                 try:
-                    response = exchange(srv, b"GET / HTTP/1.0\r\n\r\n", timeout=10)
-                    if not response.startswith(b"HTTP/1.1 200"):
-                        failures.append(response[:60].decode("latin-1"))
+                    response = request(srv, b"GET / HTTP/1.0\r\n\r\n", timeout=10)
+                    if response.status != 200:
+                        failures.append(repr(response))
                     count += 1
-                except OSError as exc:
+                except (OSError, ResponseError) as exc:
                     failures.append(repr(exc))
 
         clients = [threading.Thread(target=load) for _ in range(4)]
@@ -178,8 +179,7 @@ def test_diagnostic_app_reports_the_mode(mode: str) -> None:
     import json
 
     with running_server("--workers", "2", "--worker-mode", mode, app=None) as srv:
-        body = exchange(srv, b"GET / HTTP/1.0\r\n\r\n").partition(b"\r\n\r\n")[2]
-    info = json.loads(body)
+        info = json.loads(request(srv, b"GET / HTTP/1.0\r\n\r\n").body)
     assert info["worker_mode"] == mode
     assert info["workers"] == 2
     assert (info["pid"] == srv.proc.pid) is (mode == "thread")
@@ -244,15 +244,15 @@ def test_restart_budget_tripping_during_a_back_off_leaves_no_worker_serving() ->
         _wait_line(srv, f"[{first}] was killed by signal 9; restarting it")
         os.kill(second, signal.SIGKILL)
         _wait_line(srv, "5 restarts within 60s already, shutting down")
-        answered: list[bytes] = []
+        answered: list[int] = []
         while srv.proc.poll() is None:
             try:
-                answered.append(exchange(srv, b"GET / HTTP/1.0\r\n\r\n", timeout=2)[:12])
+                answered.append(request(srv, b"GET / HTTP/1.0\r\n\r\n", timeout=2).status)
             except OSError:
-                pass  # refused or reset: nothing serves, as it should be
+                pass  # refused, reset or closed unanswered: nothing serves, as it should be
             time.sleep(0.05)
         assert srv.wait_exit(30) == 1
-    assert not [r for r in answered if r.startswith(b"HTTP/1.1 200")]
+    assert 200 not in answered
     assert "Shutting down: stopping 0 worker processes" in srv.stderr
     assert "did not stop in time" not in srv.stderr
     assert all(_gone(pid) for pid in _started_pids(srv))

@@ -12,7 +12,8 @@ from pathlib import Path
 from pounce_sync.config import Config
 from pounce_sync.server.reload import FileWatcher
 
-from ..server_process import ServerProcess, read_until_closed
+from ..http_client import ResponseReader
+from ..server_process import ServerProcess
 
 DEADLINE = 30.0  # only turns a hang into a failure
 
@@ -42,7 +43,7 @@ def _get(uds: Path) -> bytes:
         sock.settimeout(10)
         sock.connect(str(uds))
         sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        return read_until_closed(sock).partition(b"\r\n\r\n")[2]
+        return ResponseReader(sock).read_response().body
 
 
 def _serving_pid(uds: Path, version: str) -> int:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from ..server_process import TESTS_DIR, read_response, read_until_closed
+from ..http_client import ResponseReader, get
+from ..server_process import TESTS_DIR, read_until_closed
 from ..tls_server import (
     KEY_PASSWORD,
     BIOClient,
@@ -37,7 +38,7 @@ pytestmark = pytest.mark.skipif(OPENSSL is None, reason="the openssl command mak
 
 TIMEOUT = 30.0
 FIVE_MB = 5 * 1024 * 1024
-HELLO = (b"HTTP/1.1 200 OK", b"Hello, world!")
+HELLO = (200, b"Hello, world!")
 
 
 @pytest.fixture(scope="session")
@@ -61,12 +62,6 @@ def request(path: str, body: bytes | None = None) -> bytes:
     return head % (path.encode(), len(body)) + body
 
 
-def get(sock: socket.socket, path: str = "/") -> tuple[bytes, bytes]:
-    sock.sendall(request(path))
-    status, _, body = read_response(sock)
-    return status, body
-
-
 def readable(sock: socket.socket, wait: float) -> bool:
     poller = select.poll()
     poller.register(sock, select.POLLIN)
@@ -87,28 +82,30 @@ def closed_by_server(sock: socket.socket) -> bool:
 
 def test_get_and_post_on_one_keep_alive_connection(server: TLSServerProcess, certs: Certs) -> None:
     with server.connect_tls(client_context(certs)) as sock:
-        assert get(sock) == HELLO
+        reader = ResponseReader(sock)
+        assert get(reader) == HELLO
         sock.sendall(request("/echo", b"posted over TLS"))
-        status, headers, body = read_response(sock)
-        assert (status, body) == (b"HTTP/1.1 200 OK", b"posted over TLS")
-        assert headers.get(b"connection") != b"close"
-        assert get(sock, "/again") == HELLO
+        response = reader.read_response(b"POST")
+        assert (response.status, response.body) == (200, b"posted over TLS")
+        assert response.header(b"connection") != b"close"
+        assert get(reader, "/again") == HELLO
 
 
 def test_pipelined_requests_are_answered_in_order(server: TLSServerProcess, certs: Certs) -> None:
     bodies = [b"first", b"second" * 1000, b"third"]
     with server.connect_tls(client_context(certs)) as sock:
         sock.sendall(b"".join(request("/echo", body) for body in bodies) + request("/"))
+        reader = ResponseReader(sock)
         for body in bodies:
-            assert read_response(sock)[2] == body
-        assert read_response(sock)[2] == b"Hello, world!"
+            assert reader.read_response(b"POST").body == body
+        assert reader.read_response().body == b"Hello, world!"
 
 
 def test_scope_scheme_is_https(server: TLSServerProcess, certs: Certs) -> None:
     with server.connect_tls(client_context(certs)) as sock:
-        status, body = get(sock, "/scope")
+        status, body = get(ResponseReader(sock), "/scope")
     scope = json.loads(body)
-    assert status == b"HTTP/1.1 200 OK"
+    assert status == 200
     assert scope["scheme"] == "https"
     assert scope["server"] == ["127.0.0.1", server.port]
 
@@ -122,7 +119,7 @@ def test_alpn_prefers_h2_and_offers_http11(server: TLSServerProcess, certs: Cert
     context.set_alpn_protocols(["http/1.1"])
     with server.connect_tls(context) as sock:
         assert sock.selected_alpn_protocol() == "http/1.1"
-        assert get(sock) == HELLO
+        assert get(ResponseReader(sock)) == HELLO
 
 
 def test_http_client_large_response_and_upload(server: TLSServerProcess, certs: Certs) -> None:
@@ -188,7 +185,7 @@ def test_tls12_client_is_served(
         server.connect_tls(context) as sock,
     ):
         assert sock.version() == "TLSv1.2"
-        assert get(sock) == HELLO
+        assert get(ResponseReader(sock)) == HELLO
 
 
 def _tls11_context() -> ssl.SSLContext:
@@ -218,7 +215,7 @@ def test_tls11_client_is_refused(certs: Certs) -> None:
         # The refusal came from the server: its protocol_version alert.
         assert "PROTOCOL_VERSION" in str(failure.value).upper(), failure.value
         with server.connect_tls(client_context(certs)) as ok:
-            assert get(ok) == HELLO
+            assert get(ResponseReader(ok)) == HELLO
 
 
 def test_mutual_tls_requires_a_client_certificate(certs: Certs) -> None:
@@ -232,8 +229,9 @@ def test_mutual_tls_requires_a_client_certificate(certs: Certs) -> None:
             # TLS 1.3: the client finishes first; the server's alert is what it reads.
             sock.recv(1)
         with server.connect_tls(client_context(certs, client_cert=True)) as sock:
-            assert get(sock) == HELLO
-            assert get(sock, "/again") == HELLO
+            reader = ResponseReader(sock)
+            assert get(reader) == HELLO
+            assert get(reader, "/again") == HELLO
 
 
 def test_encrypted_key_with_its_password(certs: Certs) -> None:
@@ -243,7 +241,7 @@ def test_encrypted_key_with_its_password(certs: Certs) -> None:
         ) as server,
         server.connect_tls(client_context(certs)) as sock,
     ):
-        assert get(sock) == HELLO
+        assert get(ResponseReader(sock)) == HELLO
 
 
 # -- handshakes that never finish, and clients that do not speak TLS ------------------------
@@ -257,11 +255,11 @@ def test_stalled_handshakes_delay_nobody_and_are_closed_at_their_deadline(certs:
         stalled.sendall(BIOClient(stalled, client_context(certs)).client_hello())
         with silent, stalled:
             with server.connect_tls(client_context(certs)) as sock:
-                assert get(sock) == HELLO  # the only worker is pinned by neither
+                assert get(ResponseReader(sock)) == HELLO  # the only worker is pinned by neither
             assert read_until_closed(silent) == b""  # closed silently at the deadline
             assert read_until_closed(stalled)[:1] == b"\x16"  # the server's flight, then EOF
         with server.connect_tls(client_context(certs)) as sock:
-            assert get(sock) == HELLO
+            assert get(ResponseReader(sock)) == HELLO
 
 
 @pytest.mark.parametrize(
@@ -279,7 +277,7 @@ def test_garbage_instead_of_client_hello_is_closed(certs: Certs, garbage: bytes)
             sock.sendall(garbage)
             assert closed_by_server(sock)
         with server.connect_tls(client_context(certs)) as sock:
-            assert get(sock) == HELLO
+            assert get(ResponseReader(sock)) == HELLO
     assert "Traceback" not in server.stderr, server.stderr
 
 
@@ -296,8 +294,7 @@ def test_partial_record_on_keep_alive_connection_gets_the_head_deadline(certs: C
         with server.connect(TIMEOUT) as sock:
             client = BIOClient(sock, client_context(certs))
             client.handshake()
-            sock.sendall(client.records(request("/")))
-            assert client.read_until(b"Hello, world!").startswith(b"HTTP/1.1 200 OK")
+            assert get(ResponseReader(client)) == HELLO
             record = client.records(request("/trickle")[:-2] + padding + b"\r\n")
             sent = 0
             for byte in record:
@@ -320,8 +317,11 @@ def test_body_read_timeout_over_tls(certs: Certs) -> None:
         server.connect_tls(client_context(certs)) as sock,
     ):
         sock.sendall(request("/echo", b"0123456789")[:-7])  # 3 of 10 body bytes
-        assert read_response(sock)[0] == b"HTTP/1.1 408 Request Timeout"
-        assert closed_by_server(sock)
+        reader = ResponseReader(sock)
+        response = reader.read_response(b"POST")
+        assert (response.status, response.reason) == (408, b"Request Timeout")
+        assert response.header(b"connection") == b"close"
+        reader.read_closed()
 
 
 def test_write_timeout_over_tls_frees_the_worker(certs: Certs) -> None:
@@ -333,7 +333,7 @@ def test_write_timeout_over_tls_frees_the_worker(certs: Certs) -> None:
     ):
         stuck.sendall(request(f"/big?{64 * 1024 * 1024}"))
         with server.connect_tls(client_context(certs), TIMEOUT) as sock:
-            assert get(sock) == HELLO
+            assert get(ResponseReader(sock)) == HELLO
 
 
 @pytest.mark.parametrize("close_notify", [False, True], ids=["tcp-close", "close-notify"])
@@ -351,7 +351,8 @@ def test_client_disconnect_is_seen_while_the_app_waits(certs: Certs, close_notif
         sock.close()
         deadline = time.monotonic() + 10
         with server.connect_tls(client_context(certs)) as other:
-            while (body := get(other, "/seen")[1]) != b"disconnect":
+            reader = ResponseReader(other)
+            while (body := get(reader, "/seen")[1]) != b"disconnect":
                 assert time.monotonic() < deadline, body
                 time.sleep(0.1)
     assert "Traceback" not in server.stderr, server.stderr

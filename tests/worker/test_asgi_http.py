@@ -1,11 +1,13 @@
 """The ASGI receive/send bridge on the sync path: bodies, streaming, disconnects, errors."""
 
 import os
-import socket
 import time
 from pathlib import Path
 
-from ..server_process import ServerProcess, exchange, read_response, running_server
+import pytest
+
+from ..http_client import ResponseReader, ResponseTruncated, request
+from ..server_process import ServerProcess, running_server
 
 
 def _rss_kib(pid: int) -> int:
@@ -29,9 +31,9 @@ def test_fifty_megabyte_chunked_upload_is_streamed_not_buffered(server: ServerPr
             if sent % (5 * 1024 * 1024) == 0:
                 peak = max(peak, _rss_kib(server.proc.pid))
         sock.sendall(b"0\r\n\r\n")
-        status, _, body = read_response(sock)
-    assert status == b"HTTP/1.1 200 OK"
-    assert int(body) == total
+        response = ResponseReader(sock).read_response(b"POST")
+    assert response.status == 200
+    assert int(response.body) == total
     growth_mib = (max(peak, _rss_kib(server.proc.pid)) - before) / 1024
     assert growth_mib < 8, f"server grew by {growth_mib:.1f} MiB while receiving 50 MiB"
 
@@ -39,73 +41,58 @@ def test_fifty_megabyte_chunked_upload_is_streamed_not_buffered(server: ServerPr
 def test_body_over_limit_by_content_length_gets_413_without_running_the_app(tmp_path) -> None:
     log = tmp_path / "calls"
     with running_server("--max-body-size", "1000", env={"POUNCE_TEST_CALL_LOG": str(log)}) as srv:
-        response = exchange(
+        response = request(
             srv, b"POST /stream HTTP/1.1\r\nHost: t\r\nContent-Length: 1001\r\n\r\n" + b"x" * 1001
         )
-        assert response.startswith(b"HTTP/1.1 413 ")
+        assert response.status == 413
         # chunked: the limit is enforced while the app reads
         raw = b"POST /count-body HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
         raw += b"400\r\n" + b"y" * 1024 + b"\r\n0\r\n\r\n"
-        assert exchange(srv, raw).startswith(b"HTTP/1.1 413 ")
-        ok = exchange(
+        assert request(srv, raw).status == 413
+        ok = request(
             srv,
             b"POST /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc",
         )
-        assert ok.startswith(b"HTTP/1.1 200 ") and ok.endswith(b"abc")
+        assert (ok.status, ok.body) == (200, b"abc")
     assert not log.exists()
 
 
 def test_app_streaming_a_thousand_chunks_is_called_exactly_once(tmp_path) -> None:
     log = tmp_path / "calls"
     with running_server(env={"POUNCE_TEST_CALL_LOG": str(log)}) as srv, srv.connect() as sock:
+        reader = ResponseReader(sock)
         for _ in range(3):
             sock.sendall(b"GET /stream?1000 HTTP/1.1\r\nHost: t\r\n\r\n")
-            body = _read_chunked(sock)
-            assert body == b"".join(b"%d\n" % i for i in range(1000))
+            response = reader.read_response()
+            assert (response.status, response.header(b"transfer-encoding")) == (200, b"chunked")
+            assert response.body == b"".join(b"%d\n" % i for i in range(1000))
     assert log.read_text().splitlines() == ["/stream"] * 3
 
 
-def _read_chunked(sock: socket.socket) -> bytes:
-    f = sock.makefile("rb")
-    status = f.readline()
-    assert status.startswith(b"HTTP/1.1 200")
-    headers = {}
-    while (line := f.readline()) != b"\r\n":
-        name, _, value = line.partition(b":")
-        headers[name.lower()] = value.strip()
-    assert headers[b"transfer-encoding"] == b"chunked"
-    body = b""
-    while True:
-        size = int(f.readline().split(b";")[0], 16)
-        if size == 0:
-            assert f.readline() == b"\r\n"
-            return body
-        body += f.read(size)
-        assert f.read(2) == b"\r\n"
-
-
 def test_exception_before_response_gives_500(server: ServerProcess) -> None:
-    response = exchange(server, b"GET /raise-before HTTP/1.1\r\nHost: t\r\n\r\n")
-    assert response.startswith(b"HTTP/1.1 500 ")
+    assert request(server, b"GET /raise-before HTTP/1.1\r\nHost: t\r\n\r\n").status == 500
 
 
 def test_exception_after_response_started_closes_connection(server: ServerProcess) -> None:
-    response = exchange(server, b"GET /raise-after HTTP/1.1\r\nHost: t\r\n\r\n")
-    assert response.startswith(b"HTTP/1.1 200 ")
-    assert b"partial" in response
-    assert not response.endswith(b"0\r\n\r\n")  # no last-chunk: the client sees truncation
+    with server.connect() as sock:
+        sock.sendall(b"GET /raise-after HTTP/1.1\r\nHost: t\r\n\r\n")
+        reader = ResponseReader(sock)
+        assert reader.read_head().status == 200
+        assert reader.read_chunk() == b"partial"
+        with pytest.raises(ResponseTruncated):  # no last-chunk: the client sees truncation
+            reader.read_chunk()
 
 
 def test_app_returning_without_response_gives_500(server: ServerProcess) -> None:
-    response = exchange(server, b"GET /no-response HTTP/1.1\r\nHost: t\r\n\r\n")
-    assert response.startswith(b"HTTP/1.1 500 ")
+    assert request(server, b"GET /no-response HTTP/1.1\r\nHost: t\r\n\r\n").status == 500
 
 
 def test_app_that_really_awaits_runs_on_the_threads_loop(server: ServerProcess) -> None:
     with server.connect() as sock:
+        reader = ResponseReader(sock)
         for _ in range(3):
             sock.sendall(b"GET /async-sleep?0.01 HTTP/1.1\r\nHost: t\r\n\r\n")
-            assert read_response(sock)[2] == b"async slept"
+            assert reader.read_response().body == b"async slept"
 
 
 def test_receive_after_body_waits_for_client_disconnect() -> None:
@@ -116,10 +103,11 @@ def test_receive_after_body_waits_for_client_disconnect() -> None:
         time.sleep(0.3)
         sock.close()
         with srv.connect() as other:
+            reader = ResponseReader(other)
             other.sendall(b"GET /seen HTTP/1.1\r\nHost: t\r\n\r\n")
             deadline = time.monotonic() + 10
             while True:
-                _status, _, body = read_response(other)
+                body = reader.read_response().body
                 if body == b"disconnect" or time.monotonic() > deadline:
                     break
                 time.sleep(0.1)

@@ -6,37 +6,38 @@ wall-clock durations (socket timeouts only turn a hang into a failure).
 
 import resource
 import select
-import socket
 import threading
 from collections.abc import Iterator
 
 import pytest
 
-from ..server_process import ServerProcess, get, get_new, read_response, running_server
+from ..http_client import ResponseReader, ServerClosed, get, get_new
+from ..server_process import ServerProcess, running_server
 
 IDLE_CONNECTIONS = 5000
 BATCH = 250
 SAMPLE = 200
 TIMEOUT = 30.0  # generous: only turns a hang into a failure
+HELLO = (200, b"Hello, world!")
 
 
 def request(path: str = "/") -> bytes:
     return b"GET %s HTTP/1.1\r\nHost: test\r\n\r\n" % path.encode()
 
 
-def status_or_closed(sock: socket.socket) -> bytes:
-    """The status line of the next response, or b"" if the server closed the connection."""
+def status_or_closed(reader: ResponseReader) -> int | None:
+    """The status of the next response, or None if the server closed the connection."""
     try:
-        return read_response(sock)[0]
-    except ConnectionError:  # closed (EOF) or reset before a whole response head
-        return b""
+        return reader.read_response().status
+    except ServerClosed:  # closed (EOF) or reset where the response should begin
+        return None
 
 
-def not_idle(socks: list[socket.socket]) -> list[int]:
+def not_idle(readers: list[ResponseReader]) -> list[int]:
     """Indexes of the connections the peer closed or sent unasked bytes on (poll, no wait)."""
     poller = select.poll()
     index = {}
-    for i, sock in enumerate(socks):
+    for i, sock in enumerate(reader.sock for reader in readers):
         poller.register(sock, select.POLLIN | select.POLLRDHUP)
         index[sock.fileno()] = i
     return sorted(index[fd] for fd, _ in poller.poll(0))
@@ -65,7 +66,7 @@ def many_files() -> Iterator[int]:
 def test_thousands_of_idle_connections_do_not_pin_workers(many_files: int) -> None:
     if many_files < IDLE_CONNECTIONS + 500:
         pytest.skip(f"open-files hard limit {many_files} is too low for {IDLE_CONNECTIONS}")
-    conns: list[socket.socket] = []
+    conns: list[ResponseReader] = []
     with running_server(
         "--workers",
         "4",
@@ -78,22 +79,19 @@ def test_thousands_of_idle_connections_do_not_pin_workers(many_files: int) -> No
         try:
             while len(conns) < IDLE_CONNECTIONS:
                 batch = [
-                    server.connect(TIMEOUT)
+                    ResponseReader(server.connect(TIMEOUT))
                     for _ in range(min(BATCH, IDLE_CONNECTIONS - len(conns)))
                 ]
                 conns.extend(batch)
-                for sock in batch:
-                    sock.sendall(request())
-                for sock in batch:
-                    status, _, body = read_response(sock)
-                    assert status == b"HTTP/1.1 200 OK", status
-                    assert body == b"Hello, world!"
+                for reader in batch:
+                    reader.sock.sendall(request())
+                for reader in batch:
+                    response = reader.read_response()
+                    assert (response.status, response.body) == HELLO, response
 
             # 5,000 idle connections, 4 workers: a new client is still served at once
             # (a design that pins a worker per connection would time out here).
-            status, body = get_new(server, timeout=10.0)
-            assert status == b"HTTP/1.1 200 OK"
-            assert body == b"Hello, world!"
+            assert get_new(server, timeout=10.0) == HELLO
 
             closed = not_idle(conns)
             assert not closed, f"{len(closed)} idle connections were closed, e.g. #{closed[0]}"
@@ -101,14 +99,12 @@ def test_thousands_of_idle_connections_do_not_pin_workers(many_files: int) -> No
             assert thread_count(server.proc.pid) < 100
 
             step = IDLE_CONNECTIONS // SAMPLE
-            for sock in conns[::step]:
-                status, body = get(sock, "/again")
-                assert status == b"HTTP/1.1 200 OK", status
-                assert body == b"Hello, world!"
+            for reader in conns[::step]:
+                assert get(reader, "/again") == HELLO
             assert server.proc.poll() is None
         finally:
-            for sock in conns:
-                sock.close()
+            for reader in conns:
+                reader.sock.close()
         assert "Traceback" not in server.stderr, server.stderr
 
 
@@ -119,15 +115,12 @@ def test_idle_connection_closed_at_keep_alive_timeout() -> None:
         "--timeout-keep-alive", "1", "--timeout-header-read", "300", "--no-access-log"
     ) as server:
         with server.connect(TIMEOUT) as sock:
-            assert get(sock) == (b"HTTP/1.1 200 OK", b"Hello, world!")
-            # Idle now: the server must close it (FIN, no further bytes) after ~1 s.
-            try:
-                data = sock.recv(65536)
-            except ConnectionResetError:
-                data = b""
-            assert data == b""
+            reader = ResponseReader(sock)
+            assert get(reader) == HELLO
+            # Idle now: the server must close it (no further bytes) after ~1 s.
+            reader.read_closed()
         # The server itself carries on.
-        assert get_new(server)[0] == b"HTTP/1.1 200 OK"
+        assert get_new(server)[0] == 200
 
 
 def test_request_sent_before_keep_alive_timeout_is_served_when_workers_are_busy() -> None:
@@ -138,17 +131,17 @@ def test_request_sent_before_keep_alive_timeout_is_served_when_workers_are_busy(
     closed under it.
     """
     with running_server("--workers", "1", "--timeout-keep-alive", "2", "--no-access-log") as server:
-        busy = server.connect(TIMEOUT)  # accepted and parked before `client` exists
-        client = server.connect(TIMEOUT)
-        with busy, client:
-            assert get(client) == (b"HTTP/1.1 200 OK", b"Hello, world!")  # parked now
+        busy = ResponseReader(server.connect(TIMEOUT))  # accepted and parked before `client`
+        client = ResponseReader(server.connect(TIMEOUT))
+        with busy.sock, client.sock:
+            assert get(client) == HELLO  # parked now
             # Both requests go out at once: `busy` is first in the poller's ready list,
             # so the worker sleeps 4 s while `client`'s request waits past its 2 s
             # keep-alive deadline.
-            busy.sendall(request("/sleep?4"))
-            client.sendall(request("/in-time"))
-            assert status_or_closed(client) == b"HTTP/1.1 200 OK"
-            assert read_response(busy)[0] == b"HTTP/1.1 200 OK"
+            busy.sock.sendall(request("/sleep?4"))
+            client.sock.sendall(request("/in-time"))
+            assert status_or_closed(client) == 200
+            assert busy.read_response().status == 200
 
 
 def test_keep_alive_connection_reused_before_timeout() -> None:
@@ -157,9 +150,10 @@ def test_keep_alive_connection_reused_before_timeout() -> None:
         running_server("--timeout-keep-alive", "30", "--no-access-log") as server,
         server.connect(TIMEOUT) as sock,
     ):
+        reader = ResponseReader(sock)
         for i in range(5):
-            assert get(sock, f"/n{i}") == (b"HTTP/1.1 200 OK", b"Hello, world!")
-        assert not not_idle([sock])
+            assert get(reader, f"/n{i}") == HELLO
+        assert not not_idle([reader])
 
 
 class Sleeper(threading.Thread):
@@ -167,19 +161,19 @@ class Sleeper(threading.Thread):
 
     def __init__(self, server: ServerProcess, path: str) -> None:
         super().__init__(daemon=True)
-        self.sock = server.connect(TIMEOUT + 60)
+        self.reader = ResponseReader(server.connect(TIMEOUT + 60))
         self.path = path
         self.done = threading.Event()
-        self.result: tuple[bytes, bytes] | BaseException | None = None
+        self.result: tuple[int, bytes] | BaseException | None = None
 
     def run(self) -> None:
         try:
-            self.result = get(self.sock, self.path)
+            self.result = get(self.reader, self.path)
         except BaseException as exc:
             self.result = exc
         finally:
             self.done.set()
-            self.sock.close()
+            self.reader.sock.close()
 
 
 def test_slow_handler_does_not_delay_others() -> None:
@@ -189,13 +183,11 @@ def test_slow_handler_does_not_delay_others() -> None:
         sleeper.start()
         finished_before_sleeper = []
         for i in range(20):
-            status, body = get_new(server, f"/other{i}")
-            assert status == b"HTTP/1.1 200 OK"
-            assert body == b"Hello, world!"
+            assert get_new(server, f"/other{i}") == HELLO
             finished_before_sleeper.append(not sleeper.done.is_set())
         assert all(finished_before_sleeper), finished_before_sleeper
         sleeper.join(TIMEOUT)
-        assert sleeper.result == (b"HTTP/1.1 200 OK", b"slept"), sleeper.result
+        assert sleeper.result == (200, b"slept"), sleeper.result
 
 
 def test_blocked_handler_does_not_delay_other_connections() -> None:
@@ -214,10 +206,10 @@ def test_blocked_handler_does_not_delay_other_connections() -> None:
         "--no-access-log",
         app="apps_extra:hold",
     ) as server:
-        parked = [server.connect(TIMEOUT) for _ in range(10)]
+        parked = [ResponseReader(server.connect(TIMEOUT)) for _ in range(10)]
         try:
-            for sock in parked:
-                assert get(sock)[0] == b"HTTP/1.1 200 OK"
+            for reader in parked:
+                assert get(reader)[0] == 200
             holder = Sleeper(server, "/hold")
             holder.start()
             for _ in range(200):  # until the handler is blocked (bounded)
@@ -228,19 +220,19 @@ def test_blocked_handler_does_not_delay_other_connections() -> None:
                 pytest.fail("the /hold request never reached the application")
 
             served = 0
-            for sock in parked:  # 10 parked keep-alive connections
-                assert get(sock, "/parked") == (b"HTTP/1.1 200 OK", b"Hello, world!")
+            for reader in parked:  # 10 parked keep-alive connections
+                assert get(reader, "/parked") == HELLO
                 served += 1
             for i in range(10):  # and 10 new ones
-                assert get_new(server, f"/new{i}") == (b"HTTP/1.1 200 OK", b"Hello, world!")
+                assert get_new(server, f"/new{i}") == HELLO
                 served += 1
             assert served == 20
             assert not holder.done.is_set(), holder.result
             assert get_new(server, "/holding")[1] == b"1"
 
-            assert get_new(server, "/release") == (b"HTTP/1.1 200 OK", b"ok")
+            assert get_new(server, "/release") == (200, b"ok")
             holder.join(TIMEOUT)
-            assert holder.result == (b"HTTP/1.1 200 OK", b"released"), holder.result
+            assert holder.result == (200, b"released"), holder.result
         finally:
-            for sock in parked:
-                sock.close()
+            for reader in parked:
+                reader.sock.close()

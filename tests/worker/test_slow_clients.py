@@ -16,7 +16,8 @@ from contextlib import ExitStack, contextmanager
 
 import pytest
 
-from ..server_process import ServerProcess, read_response, running_server
+from ..http_client import ResponseReader
+from ..server_process import ServerProcess, running_server
 
 BIG = 20_000_000  # far more than any socket buffer holds
 
@@ -106,16 +107,16 @@ def test_a_slow_reader_gets_every_byte_and_keeps_its_connection() -> None:
     size = 8_000_000
     with running_server("--workers", "1", "--metrics-path", "/metrics") as server:
         with _slow_reader(server, f"/big?{size}", rcvbuf=65536) as sock:
-            sock.settimeout(30)
+            reader = ResponseReader(sock, timeout=30)
             time.sleep(0.5)  # the worker has written what fits and moved on
             assert _answered(server) == b"Hello, world!"
-            status, headers, body = read_response(sock)
-            assert status == b"HTTP/1.1 200 OK"
-            assert int(headers[b"content-length"]) == size
-            assert body == b"x" * size
+            response = reader.read_response()
+            assert response.status == 200
+            assert int(response.header(b"content-length")) == size
+            assert response.body == b"x" * size
             # Back on the sync side: the same connection serves its next request.
             sock.sendall(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert read_response(sock)[0] == b"HTTP/1.1 200 OK"
+            assert reader.read_response().status == 200
         assert _metric(server, 'pounce_handoffs_total{kind="pending_write"}') == 1
 
 

@@ -7,13 +7,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from ..server_process import (
-    ServerProcess,
-    exchange,
-    read_response,
-    read_until_closed,
-    running_server,
-)
+from ..http_client import ResponseReader, request
+from ..server_process import ServerProcess, read_until_closed, running_server
 
 
 @contextmanager
@@ -55,7 +50,8 @@ def test_pipelining_ten_requests_in_one_packet(server: ServerProcess) -> None:
     )
     with server.connect() as sock:
         sock.sendall(requests)
-        bodies = [read_response(sock)[2] for _ in range(10)]
+        reader = ResponseReader(sock)
+        bodies = [reader.read_response().body for _ in range(10)]
     assert bodies == [b"req-%d" % i for i in range(10)]
 
 
@@ -64,11 +60,8 @@ def test_chunked_request_body_with_trailers(server: ServerProcess) -> None:
         b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: yes\r\n\r\n"
     )
-    with server.connect() as sock:
-        sock.sendall(raw)
-        status, _, body = read_response(sock)
-    assert status == b"HTTP/1.1 200 OK"
-    assert body == b"hello world"
+    response = request(server, raw)
+    assert (response.status, response.body) == (200, b"hello world")
 
 
 def test_expect_100_continue_sent_when_app_reads_body(server: ServerProcess) -> None:
@@ -76,10 +69,11 @@ def test_expect_100_continue_sent_when_app_reads_body(server: ServerProcess) -> 
         sock.sendall(
             b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
         )
-        assert sock.recv(1024) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        reader = ResponseReader(sock)
+        assert reader.read_informational().status == 100
         sock.sendall(b"hello")
-        status, _, body = read_response(sock)
-    assert (status, body) == (b"HTTP/1.1 200 OK", b"hello")
+        response = reader.read_response()
+    assert (response.status, response.body) == (200, b"hello")
 
 
 def test_expect_100_continue_not_sent_when_app_ignores_body(server: ServerProcess) -> None:
@@ -87,33 +81,32 @@ def test_expect_100_continue_not_sent_when_app_ignores_body(server: ServerProces
         b"POST /no-body-read HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
         b"Expect: 100-continue\r\n\r\n"
     )
-    response = exchange(server, raw)
-    assert response.startswith(b"HTTP/1.1 200 OK\r\n")
-    assert b"100 Continue" not in response
-    # The body never came, so the connection cannot be reused: the server closed it.
-    assert b"connection: close" in response.lower()
+    response = request(server, raw)
+    assert response.status == 200
+    assert response.informational == ()  # no 100 Continue
+    # The body never came, so the connection cannot be reused: the server closes it.
+    assert response.header(b"connection") == b"close"
 
 
 def test_unread_body_is_drained_for_keep_alive(server: ServerProcess) -> None:
     with server.connect() as sock:
+        reader = ResponseReader(sock)
         sock.sendall(b"POST /no-body-read HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello")
-        assert read_response(sock)[2] == b"ignored your body"
+        assert reader.read_response().body == b"ignored your body"
         sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-        assert read_response(sock)[2] == b"Hello, world!"
+        assert reader.read_response().body == b"Hello, world!"
 
 
 def test_head_has_content_length_and_no_body(server: ServerProcess) -> None:
     with server.connect() as sock:
         sock.sendall(b"HEAD /head HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n")
-        data = b""
-        while data.count(b"HTTP/1.1 200") < 2 or not data.endswith(b"Hello, world!"):
-            chunk = sock.recv(65536)
-            assert chunk
-            data += chunk
-    head_response, _, second = data.partition(b"\r\n\r\n")
-    assert b"content-length: 12" in head_response
-    # The next bytes after the HEAD response's head are the second response, no body between.
-    assert second.startswith(b"HTTP/1.1 200 OK")
+        reader = ResponseReader(sock)
+        head = reader.read_response(b"HEAD")
+        # The next bytes after the HEAD response's head are the second response, no body
+        # between: h11 would reject body bytes as a malformed second response.
+        second = reader.read_response()
+    assert (head.status, head.header(b"content-length")) == (200, b"12")
+    assert (second.status, second.body) == (200, b"Hello, world!")
 
 
 @pytest.mark.parametrize("status", [204, 304])
@@ -122,43 +115,48 @@ def test_no_body_statuses(server: ServerProcess, status: int) -> None:
         sock.sendall(
             b"GET /status?%d HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n" % status
         )
-        first = read_response(sock)
-        second = read_response(sock)
-    assert first[0].startswith(b"HTTP/1.1 %d" % status)
-    assert b"content-length" not in first[1]
-    assert second[2] == b"Hello, world!"
+        reader = ResponseReader(sock)
+        first = reader.read_response()
+        second = reader.read_response()
+    assert first.status == status
+    assert first.header(b"content-length") is None
+    assert second.body == b"Hello, world!"
 
 
 def test_http10_closes_unless_keep_alive_asked(server: ServerProcess) -> None:
-    response = exchange(server, b"GET / HTTP/1.0\r\n\r\n")
-    assert response.startswith(b"HTTP/1.1 200 OK")
-    assert response.endswith(b"Hello, world!")
     with server.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        reader = ResponseReader(sock)
+        response = reader.read_response()
+        reader.read_closed()
+    assert (response.http_version, response.status) == (b"1.1", 200)
+    assert response.body == b"Hello, world!"
+    with server.connect() as sock:
+        reader = ResponseReader(sock)
         sock.sendall(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-        _status, headers, _body = read_response(sock)
-        assert headers[b"connection"] == b"keep-alive"
+        assert reader.read_response().header(b"connection") == b"keep-alive"
         sock.sendall(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-        assert read_response(sock)[2] == b"Hello, world!"
+        assert reader.read_response().body == b"Hello, world!"
 
 
 def test_http10_streaming_response_is_close_delimited(server: ServerProcess) -> None:
-    response = exchange(server, b"GET /stream?3 HTTP/1.0\r\n\r\n")
-    head, _, body = response.partition(b"\r\n\r\n")
-    assert b"transfer-encoding" not in head.lower()
-    assert b"content-length" not in head.lower()
-    assert body == b"0\n1\n2\n"
+    response = request(server, b"GET /stream?3 HTTP/1.0\r\n\r\n")
+    assert response.header(b"transfer-encoding") is None
+    assert response.header(b"content-length") is None
+    assert response.body == b"0\n1\n2\n"
 
 
 def test_connection_close_is_honoured(server: ServerProcess) -> None:
-    response = exchange(server, b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-    assert response.endswith(b"Hello, world!")
-    assert b"connection: close" in response
+    response = request(server, b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert response.body == b"Hello, world!"
+    assert response.header(b"connection") == b"close"  # and `request` saw the server close
 
 
 def test_header_injection_from_app_never_reaches_the_wire(server: ServerProcess) -> None:
-    response = exchange(server, b"GET /bad-header HTTP/1.1\r\nHost: t\r\n\r\n")
-    assert response.startswith(b"HTTP/1.1 500 ")
-    assert b"evil" not in response
+    response = request(server, b"GET /bad-header HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert response.status == 500
+    assert b"evil" not in b"".join(name + value for name, value in response.headers)
+    assert b"evil" not in response.body
 
 
 def test_server_keeps_serving_after_a_client_vanishes(server: ServerProcess) -> None:
@@ -174,15 +172,14 @@ def test_server_keeps_serving_after_a_client_vanishes(server: ServerProcess) -> 
 
 def test_date_and_server_headers_can_be_turned_off() -> None:
     with running_server("--no-date-header", "--no-server-header") as srv:
-        response = exchange(srv, b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-    head = response.partition(b"\r\n\r\n")[0].lower()
-    assert b"\r\ndate:" not in head
-    assert b"\r\nserver:" not in head
+        response = request(srv, b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert response.header(b"date") is None
+    assert response.header(b"server") is None
 
 
 def test_access_log_names_the_worker_thread() -> None:
     with running_server("--workers", "2") as srv:
-        exchange(srv, b"GET /scope?q HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        request(srv, b"GET /scope?q HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         srv.stop()
     lines = [line for line in srv.stdout_lines if '"GET /scope?q HTTP/1.1" 200' in line]
     assert len(lines) == 1
@@ -191,7 +188,7 @@ def test_access_log_names_the_worker_thread() -> None:
 
 def test_no_access_log() -> None:
     with running_server("--no-access-log") as srv:
-        exchange(srv, b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        request(srv, b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         srv.stop()
     assert "GET / HTTP/1.1" not in srv.stdout
 

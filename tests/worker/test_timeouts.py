@@ -11,16 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from ..server_process import (
-    get,
-    get_new,
-    read_response,
-    read_until_closed,
-    running_server,
-)
+from ..http_client import Response, ResponseReader, ResponseTruncated, get, get_new
+from ..server_process import running_server
 
 TIMEOUT = 30.0
-HELLO = (b"HTTP/1.1 200 OK", b"Hello, world!")
+HELLO = (200, b"Hello, world!")
 # A request head that takes 30 s to trickle in at one byte per 100 ms.
 TRICKLE_HEAD = (
     b"GET /trickle HTTP/1.1\r\nHost: test\r\n"
@@ -35,8 +30,13 @@ def readable(sock: socket.socket, wait: float) -> bool:
     return bool(poller.poll(wait * 1000))
 
 
-def status_line(response: bytes) -> bytes:
-    return response.partition(b"\r\n")[0]
+def answer_then_close(reader: ResponseReader) -> Response:
+    """The one response the server sends unasked or to a request left unfinished, then its
+    close (waited for: the test is that the server gives up on the connection)."""
+    response = reader.read_response()
+    assert response.header(b"connection") == b"close", response
+    reader.read_closed()
+    return response
 
 
 def test_slow_header_trickle_gets_408_at_the_deadline() -> None:
@@ -45,6 +45,7 @@ def test_slow_header_trickle_gets_408_at_the_deadline() -> None:
     with running_server("--workers", "1", "--timeout-header-read", "1") as server:
         served_meanwhile = 0
         with server.connect(TIMEOUT) as sock:
+            reader = ResponseReader(sock)
             sent = 0
             for byte in TRICKLE_HEAD:
                 try:
@@ -57,9 +58,8 @@ def test_slow_header_trickle_gets_408_at_the_deadline() -> None:
                     served_meanwhile += 1
                 if readable(sock, 0.1):
                     break
-            response = read_until_closed(sock)  # returns only once the server closed it
-        assert status_line(response) == b"HTTP/1.1 408 Request Timeout", response
-        assert b"connection: close" in response.lower()
+            response = answer_then_close(reader)
+        assert (response.status, response.reason) == (408, b"Request Timeout")
         # ~10 bytes at the deadline; the whole head would have taken 30 s.
         assert sent < len(TRICKLE_HEAD) // 2, (sent, len(TRICKLE_HEAD))
         assert served_meanwhile >= 1
@@ -72,7 +72,7 @@ def test_silent_connection_closed_without_response_at_header_deadline() -> None:
     with running_server("--timeout-header-read", "1", "--timeout-keep-alive", "300") as server:
         with server.connect(TIMEOUT) as sock:
             assert get_new(server) == HELLO  # others are served meanwhile
-            assert read_until_closed(sock) == b""  # closed, and no 408 for nothing sent
+            ResponseReader(sock).read_closed()  # closed, and no 408 for nothing sent
         assert get_new(server) == HELLO
 
 
@@ -80,10 +80,11 @@ def test_partial_second_request_head_gets_408_at_the_header_deadline() -> None:
     """On a keep-alive connection, a started head is held to the header deadline."""
     with running_server("--timeout-header-read", "1", "--timeout-keep-alive", "300") as server:
         with server.connect(TIMEOUT) as sock:
-            assert get(sock) == HELLO
+            reader = ResponseReader(sock)
+            assert get(reader) == HELLO
             sock.sendall(b"GET /second HTTP/1.1\r\nHost: te")
-            response = read_until_closed(sock)  # the keep-alive timeout would be too late
-        assert status_line(response) == b"HTTP/1.1 408 Request Timeout", response
+            response = answer_then_close(reader)  # the keep-alive timeout would be too late
+        assert (response.status, response.reason) == (408, b"Request Timeout")
         assert get_new(server) == HELLO
 
 
@@ -105,25 +106,25 @@ def test_head_completed_in_time_is_served_when_workers_are_busy(tmp_path: Path) 
         app="apps_extra:hold",
         env={"POUNCE_TEST_HOLD_MARKER": str(marker)},
     ) as server:
-        holder = server.connect(TIMEOUT)  # accepted and parked before `client` exists
-        client = server.connect(TIMEOUT)
-        with holder, client:
+        holder = ResponseReader(server.connect(TIMEOUT))  # accepted and parked before `client`
+        client = ResponseReader(server.connect(TIMEOUT))
+        with holder.sock, client.sock:
             # One send, one read by the worker: it answers the first request and parks
             # the connection with the second head half read (the 2 s header deadline).
-            client.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\nGET /second HTTP/1.1\r\nHo")
-            status, _, body = read_response(client)
-            assert (status, body) == HELLO
-            holder.sendall(b"GET /hold?5 HTTP/1.1\r\nHost: test\r\n\r\n")
+            client.sock.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\nGET /second HTTP/1.1\r\nHo")
+            response = client.read_response()
+            assert (response.status, response.body) == HELLO
+            holder.sock.sendall(b"GET /hold?5 HTTP/1.1\r\nHost: test\r\n\r\n")
             for _ in range(3000):  # bounded wait until the worker is held
                 if marker.exists():
                     break
                 time.sleep(0.01)
             else:
                 raise AssertionError("/hold never started")
-            client.sendall(b"st: test\r\n\r\n")  # the head is complete, well in time
-            status, _, body = read_response(client)
-            assert (status, body) == HELLO
-            assert read_response(holder)[0] == b"HTTP/1.1 200 OK"
+            client.sock.sendall(b"st: test\r\n\r\n")  # the head is complete, well in time
+            response = client.read_response()
+            assert (response.status, response.body) == HELLO
+            assert holder.read_response().status == 200
 
 
 @pytest.mark.parametrize(
@@ -140,10 +141,9 @@ def test_body_read_timeout_gives_408_and_server_serves_others(stalled_request: b
         with server.connect(TIMEOUT) as sock:
             sock.sendall(stalled_request)
             assert get_new(server) == HELLO  # served while the body stalls
-            response = read_until_closed(sock)  # the server must give up and close
-        # A 408 (never the app's truncated echo), then the server closed the connection.
-        assert status_line(response) == b"HTTP/1.1 408 Request Timeout", response
-        assert b"connection: close" in response.lower()
+            # A 408 (never the app's truncated echo), then the server closes the connection.
+            response = answer_then_close(ResponseReader(sock))
+        assert (response.status, response.reason) == (408, b"Request Timeout")
         assert get_new(server) == HELLO
 
 
@@ -165,8 +165,8 @@ def test_write_timeout_releases_the_only_worker() -> None:
             # No byte taken for longer than the write timeout: the pool abandoned the
             # response, and the connection ends short of 50 MB.
             time.sleep(3)
-            received = len(read_until_closed(stuck))
-        assert 0 < received < size
+            with pytest.raises(ResponseTruncated):  # a valid head, part of the body, the close
+                ResponseReader(stuck).read_response()
         assert server.proc.poll() is None
 
 
@@ -174,26 +174,24 @@ def test_concurrency_limit_answers_503_then_recovers() -> None:
     # The limit is per process (as uvicorn's); one process makes the count exact here.
     limit = ("--workers", "2", "--worker-mode", "thread", "--limit-concurrency", "2")
     with running_server(*limit) as server:
-        first, second = server.connect(TIMEOUT), server.connect(TIMEOUT)
+        first = ResponseReader(server.connect(TIMEOUT))
+        second = ResponseReader(server.connect(TIMEOUT))
         try:
             assert get(first) == HELLO
             assert get(second) == HELLO
             with server.connect(TIMEOUT) as third:
                 third.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
-                response = read_until_closed(third)
-            assert status_line(response) == b"HTTP/1.1 503 Service Unavailable", response
-            assert b"connection: close" in response.lower()
+                response = answer_then_close(ResponseReader(third))
+            assert (response.status, response.reason) == (503, b"Service Unavailable")
             # The connections under the limit are unaffected.
             assert get(first) == HELLO
         finally:
-            first.close()
-            second.close()
+            first.sock.close()
+            second.sock.close()
         # The server notices the two closes on its own time; bounded retries until then.
         for _attempt in range(100):
-            with server.connect(TIMEOUT) as sock:
-                sock.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
-                status, _, body = read_response(sock)
-            if status != b"HTTP/1.1 503 Service Unavailable":
+            answer = get_new(server, timeout=TIMEOUT)
+            if answer[0] != 503:
                 break
             time.sleep(0.1)
-        assert (status, body) == HELLO
+        assert answer == HELLO

@@ -19,14 +19,8 @@ from pathlib import Path
 import pytest
 
 from ..apps_wsgi import _read_body
-from ..server_process import (
-    TESTS_DIR,
-    ServerProcess,
-    read_head,
-    read_response,
-    read_until_closed,
-    running_server,
-)
+from ..http_client import ResponseReader, ResponseTruncated, request
+from ..server_process import TESTS_DIR, ServerProcess, running_server
 from ..tls_server import Certs, client_context, make_certs, running_tls_server
 
 TIMEOUT = 30.0
@@ -57,6 +51,12 @@ def connect(server: ServerProcess) -> socket.socket:
     return server.connect(TIMEOUT)
 
 
+def chunks_of(reader: ResponseReader) -> Iterator[bytes]:
+    """The chunks of the chunked body being read, as they arrive."""
+    while (chunk := reader.read_chunk()) is not None:
+        yield chunk
+
+
 def get_request(path: str, *headers: str, method: str = "GET") -> bytes:
     lines = [f"{method} {path} HTTP/1.1", "Host: test", *headers, "", ""]
     return "\r\n".join(lines).encode("latin-1")
@@ -72,48 +72,10 @@ def chunked_request(path: str, chunks: list[bytes], *headers: str) -> bytes:
     return head + b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
 
 
-def read_line(sock: socket.socket) -> bytes:
-    line = b""
-    while not line.endswith(b"\r\n"):
-        data = sock.recv(1)
-        if not data:
-            raise ConnectionError("closed in the middle of a chunk")
-        line += data
-    return line[:-2]
-
-
-def read_exactly(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        more = sock.recv(size - len(data))
-        if not more:
-            raise ConnectionError("closed in the middle of a chunk")
-        data += more
-    return data
-
-
-def read_chunks(sock: socket.socket) -> Iterator[bytes]:
-    """The chunks of a chunked body as they arrive; ConnectionError if it ends unfinished."""
-    while True:
-        size = int(read_line(sock), 16)
-        if size == 0:
-            assert read_line(sock) == b""
-            return
-        yield read_exactly(sock, size)
-        assert read_line(sock) == b""
-
-
-def exchange(server: ServerProcess, raw: bytes) -> tuple[bytes, dict[bytes, bytes], bytes]:
-    """One request on a new connection, one Content-Length response."""
-    with connect(server) as sock:
-        sock.sendall(raw)
-        return read_response(sock)
-
-
 def environ_of(server: ServerProcess, raw: bytes) -> dict:
-    status, _, body = exchange(server, raw)
-    assert status == b"HTTP/1.1 200 OK", body
-    return json.loads(body)
+    response = request(server, raw)
+    assert response.status == 200, response
+    return json.loads(response.body)
 
 
 # -- the environ ------------------------------------------------------------------------
@@ -130,9 +92,9 @@ def test_environ_contents(server: ServerProcess) -> None:
     )
     with connect(server) as sock:
         sock.sendall(raw)
-        _, headers, body = read_response(sock)
+        response = ResponseReader(sock).read_response()
         local_port = sock.getsockname()[1]
-    environ = json.loads(body)
+    environ = json.loads(response.body)
     assert environ["REQUEST_METHOD"] == "GET"
     assert environ["SCRIPT_NAME"] == "/mount"
     assert environ["PATH_INFO"] == "/environ/a b/c\xc3\xa9"  # bytes decoded as latin-1
@@ -155,7 +117,9 @@ def test_environ_contents(server: ServerProcess) -> None:
     assert environ["wsgi.input"] == "RequestBody"
     assert environ["wsgi.file_wrapper"] == "FileWrapper"
     assert environ["wsgi.errors"] is True
-    assert environ["pounce_sync.request_id"] == "trace-42" == headers[b"x-request-id"].decode()
+    assert (
+        environ["pounce_sync.request_id"] == "trace-42" == response.header(b"x-request-id").decode()
+    )
 
 
 @pytest.mark.parametrize(
@@ -174,18 +138,9 @@ def test_path_and_query(server: ServerProcess, target: str, path: str, query: st
 
 def test_http_1_0_and_content_length(server: ServerProcess) -> None:
     raw = b"POST /environ HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc"
-    _, _, body = read_response_closed(server, raw)
-    environ = json.loads(body)
+    environ = json.loads(request(server, raw).body)  # and the server closes after it
     assert environ["SERVER_PROTOCOL"] == "HTTP/1.0"
     assert environ["CONTENT_LENGTH"] == "3"
-
-
-def read_response_closed(server: ServerProcess, raw: bytes) -> tuple[bytes, bytes, bytes]:
-    with connect(server) as sock:
-        sock.sendall(raw)
-        data = read_until_closed(sock)
-    head, _, body = data.partition(b"\r\n\r\n")
-    return head.split(b"\r\n")[0], head, body
 
 
 def test_trusted_proxy_headers(server: ServerProcess) -> None:
@@ -204,9 +159,9 @@ def test_trusted_proxy_headers(server: ServerProcess) -> None:
 
 def test_generated_request_id() -> None:
     with running_server("--request-id", "--no-access-log", app=APP) as srv:
-        _, headers, body = exchange(srv, get_request("/environ"))
-    made = headers[b"x-request-id"].decode()
-    assert len(made) == 32 and json.loads(body)["pounce_sync.request_id"] == made
+        response = request(srv, get_request("/environ"))
+    made = response.header(b"x-request-id").decode()
+    assert len(made) == 32 and json.loads(response.body)["pounce_sync.request_id"] == made
 
 
 # -- the request body --------------------------------------------------------------------
@@ -222,9 +177,8 @@ def test_body_reading(server: ServerProcess, how: str, framing: str) -> None:
         raw = post_request(f"/echo?how={how}", BODY)
     else:
         raw = chunked_request(f"/echo?how={how}", CHUNKS)
-    status, _, body = exchange(server, raw)
-    assert status == b"HTTP/1.1 200 OK"
-    assert body == expected
+    response = request(server, raw)
+    assert (response.status, response.body) == (200, expected)
 
 
 def test_large_chunked_upload_with_http_client(server: ServerProcess) -> None:
@@ -243,14 +197,12 @@ def test_large_chunked_upload_with_http_client(server: ServerProcess) -> None:
 
 def test_body_over_the_limit_is_413(server: ServerProcess, tmp_path: Path) -> None:
     log = tmp_path / "calls"
-    status, _, _ = read_response_closed(
-        server, post_request(f"/count-body?log={log}", b"x" * (MAX_BODY + 1))
-    )
-    assert status.startswith(b"HTTP/1.1 413 ")
+    response = request(server, post_request(f"/count-body?log={log}", b"x" * (MAX_BODY + 1)))
+    assert (response.status, response.header(b"connection")) == (413, b"close")
     assert not log.exists()  # Content-Length says it: answered before the app runs
     chunks = [b"x" * 10_000] * (MAX_BODY // 10_000 + 1)
-    status, _, _ = read_response_closed(server, chunked_request(f"/count-body?log={log}", chunks))
-    assert status.startswith(b"HTTP/1.1 413 ")  # found while the app read it
+    response = request(server, chunked_request(f"/count-body?log={log}", chunks))
+    assert (response.status, response.header(b"connection")) == (413, b"close")  # while read
     assert log.read_text() == "POST /count-body\n"
 
 
@@ -259,30 +211,32 @@ def test_expect_100_continue_when_the_app_reads(server: ServerProcess) -> None:
         sock.sendall(
             get_request("/echo", "Content-Length: 5", "Expect: 100-continue", method="POST")
         )
-        assert read_head(sock)[0] == b"HTTP/1.1 100 Continue"
+        reader = ResponseReader(sock)
+        assert reader.read_informational(b"POST").status == 100
         sock.sendall(b"hello")
-        status, headers, body = read_response(sock)
-        assert (status, body) == (b"HTTP/1.1 200 OK", b"hello")
-        assert b"connection" not in headers  # the connection stays open
+        response = reader.read_response(b"POST")
+        assert (response.status, response.body) == (200, b"hello")
+        assert response.header(b"connection") is None  # the connection stays open
         sock.sendall(get_request("/"))
-        assert read_response(sock)[2] == b"hello wsgi"
+        assert reader.read_response().body == b"hello wsgi"
 
 
 def test_expect_100_continue_not_sent_when_the_body_is_ignored(server: ServerProcess) -> None:
     raw = get_request("/ignore-body", "Content-Length: 5", "Expect: 100-continue", method="POST")
-    status, head, body = read_response_closed(server, raw)
-    assert status == b"HTTP/1.1 200 OK" and body == b"ignored"
-    assert b"connection: close" in head.lower()
+    response = request(server, raw)
+    assert (response.status, response.body) == (200, b"ignored")
+    assert response.informational == ()  # no 100 Continue
+    assert response.header(b"connection") == b"close"
 
 
 # -- the response ------------------------------------------------------------------------
 def test_write_callable_then_returned_blocks_are_chunked(server: ServerProcess) -> None:
     with connect(server) as sock:
         sock.sendall(get_request("/write"))
-        status, headers = read_head(sock)
-        assert status == b"HTTP/1.1 200 OK"
-        assert headers[b"transfer-encoding"] == b"chunked"
-        assert list(read_chunks(sock)) == [b"written ", b"then ", b"returned"]
+        reader = ResponseReader(sock)
+        head = reader.read_head()
+        assert (head.status, head.header(b"transfer-encoding")) == (200, b"chunked")
+        assert list(chunks_of(reader)) == [b"written ", b"then ", b"returned"]
 
 
 def test_generator_streams_chunked_on_the_worker(server: ServerProcess, tmp_path: Path) -> None:
@@ -292,12 +246,13 @@ def test_generator_streams_chunked_on_the_worker(server: ServerProcess, tmp_path
     to the AsyncPool (which would call the WSGI app as ASGI and fail).
     """
     with connect(server) as sock:
+        reader = ResponseReader(sock)
         for n, extra in enumerate(["X-Try: 1", "Accept: text/event-stream"]):
             gate = tmp_path / f"gate{n}"
             sock.sendall(get_request(f"/stream?gate={gate}", extra))
-            status, headers = read_head(sock)
-            assert (status, headers[b"transfer-encoding"]) == (b"HTTP/1.1 200 OK", b"chunked")
-            chunks = read_chunks(sock)
+            head = reader.read_head()
+            assert (head.status, head.header(b"transfer-encoding")) == (200, b"chunked")
+            chunks = chunks_of(reader)
             assert next(chunks) == b"first\n"
             assert not gate.exists()
             gate.touch()
@@ -305,45 +260,42 @@ def test_generator_streams_chunked_on_the_worker(server: ServerProcess, tmp_path
 
 
 def test_event_stream_request_runs_on_a_sync_worker(server: ServerProcess) -> None:
-    status, _, body = exchange(server, get_request("/thread?n=7", "Accept: text/event-stream"))
-    assert status == b"HTTP/1.1 200 OK"
-    assert body.startswith(b"7 worker-")  # a sync worker thread, not async-pool-N
+    response = request(server, get_request("/thread?n=7", "Accept: text/event-stream"))
+    assert response.status == 200
+    assert response.body.startswith(b"7 worker-")  # a sync worker thread, not async-pool-N
 
 
 def test_app_content_length_is_kept_without_chunking(server: ServerProcess) -> None:
-    status, headers, body = exchange(server, get_request("/length"))
-    assert (status, headers[b"content-length"], body) == (
-        b"HTTP/1.1 200 OK",
+    response = request(server, get_request("/length"))
+    assert (response.status, response.header(b"content-length"), response.body) == (
+        200,
         b"12",
         b"fixed length",
     )
-    assert b"transfer-encoding" not in headers
+    assert response.header(b"transfer-encoding") is None
 
 
 def test_list_body_gets_a_content_length_and_headers_repeat(server: ServerProcess) -> None:
-    with connect(server) as sock:
-        sock.sendall(get_request("/list"))
-        data = b""
-        while not data.endswith(b"one two three"):
-            data += sock.recv(65536)
-    assert data.startswith(b"HTTP/1.1 201 Created\r\n")
-    assert b"\r\ncontent-length: 13\r\n" in data
-    assert b"\r\nX-Multi: a\r\nX-Multi: b\r\n" in data
+    response = request(server, get_request("/list"))
+    assert (response.status, response.reason, response.body) == (201, b"Created", b"one two three")
+    assert response.header(b"content-length") == b"13"
+    assert response.header_values(b"x-multi") == [b"a", b"b"]
 
 
 def test_204_has_no_body(server: ServerProcess) -> None:
     with connect(server) as sock:
         sock.sendall(get_request("/empty") + get_request("/"))
-        assert read_response(sock)[0] == b"HTTP/1.1 204 No Content"
-        assert read_response(sock)[2] == b"hello wsgi"
+        reader = ResponseReader(sock)
+        assert reader.read_response().status == 204
+        assert reader.read_response().body == b"hello wsgi"
 
 
 def test_file_wrapper(server: ServerProcess) -> None:
     with connect(server) as sock:
         sock.sendall(get_request("/file"))
-        headers = read_head(sock)[1]
-        assert headers[b"transfer-encoding"] == b"chunked"
-        chunks = list(read_chunks(sock))
+        reader = ResponseReader(sock)
+        assert reader.read_head().header(b"transfer-encoding") == b"chunked"
+        chunks = list(chunks_of(reader))
     assert b"".join(chunks) == b"x" * 200_000
     assert max(len(chunk) for chunk in chunks) == 8192
 
@@ -352,31 +304,32 @@ def test_file_wrapper(server: ServerProcess) -> None:
 def test_head_sends_no_body(server: ServerProcess, path: str) -> None:
     with connect(server) as sock:
         sock.sendall(get_request(path, method="HEAD") + get_request("/"))
-        status, headers = read_head(sock)
-        assert status.startswith(b"HTTP/1.1 20")
+        reader = ResponseReader(sock)
+        head = reader.read_response(b"HEAD")
+        assert head.status in (200, 201)
         if path == "/length":
-            assert headers[b"content-length"] == b"12"
-        assert b"transfer-encoding" not in headers
+            assert head.header(b"content-length") == b"12"
+        assert head.header(b"transfer-encoding") is None
         # The next response follows at once: no body bytes were written for HEAD.
-        status, _, body = read_response(sock)
-        assert (status, body) == (b"HTTP/1.1 200 OK", b"hello wsgi")
+        response = reader.read_response()
+        assert (response.status, response.body) == (200, b"hello wsgi")
 
 
 def test_close_is_called(server: ServerProcess, tmp_path: Path) -> None:
     log = tmp_path / "calls"
     with connect(server) as sock:
         sock.sendall(get_request(f"/close?log={log}"))
-        read_head(sock)
-        assert b"".join(read_chunks(sock)) == b"closing body"
+        reader = ResponseReader(sock)
+        assert reader.read_response().body == b"closing body"
         sock.sendall(get_request("/"))
-        assert read_response(sock)[2] == b"hello wsgi"
+        assert reader.read_response().body == b"hello wsgi"
     assert log.read_text() == "GET /close\nclosed\n"
 
 
 def test_connection_close_from_the_app_is_honoured(server: ServerProcess) -> None:
-    status, head, body = read_response_closed(server, get_request("/connection-close"))
-    assert (status, body) == (b"HTTP/1.1 200 OK", b"bye")
-    assert b"connection: close" in head.lower()
+    response = request(server, get_request("/connection-close"))
+    assert (response.status, response.body) == (200, b"bye")
+    assert response.header(b"connection") == b"close"
 
 
 # -- failures ----------------------------------------------------------------------------
@@ -391,10 +344,9 @@ def test_connection_close_from_the_app_is_honoured(server: ServerProcess) -> Non
     ],
 )
 def test_failure_before_the_response_is_500(server: ServerProcess, path: str, logged: str) -> None:
-    status, head, body = read_response_closed(server, get_request(path))
-    assert status == b"HTTP/1.1 500 Internal Server Error"
-    assert body == b"Internal Server Error\n"
-    assert b"connection: close" in head.lower()
+    response = request(server, get_request(path))
+    assert (response.status, response.body) == (500, b"Internal Server Error\n")
+    assert response.header(b"connection") == b"close"
     wait_for_log(server, logged)
 
 
@@ -404,29 +356,28 @@ def test_failure_mid_stream_closes_without_the_last_chunk(
     log = tmp_path / "calls"
     with connect(server) as sock:
         sock.sendall(get_request(f"/raise-mid-stream?log={log}"))
-        status, _ = read_head(sock)
-        assert status == b"HTTP/1.1 200 OK"
-        chunks = read_chunks(sock)
-        assert next(chunks) == b"partial"
-        with pytest.raises(ConnectionError):
-            next(chunks)
+        reader = ResponseReader(sock)
+        assert reader.read_head().status == 200
+        assert reader.read_chunk() == b"partial"
+        with pytest.raises(ResponseTruncated):  # no last chunk
+            reader.read_chunk()
     assert log.read_text().endswith("closed\n")  # close() ran after the failure too
     wait_for_log(server, "Boom: failed while iterating")
 
 
 def test_exc_info_before_the_head_replaces_the_response(server: ServerProcess) -> None:
-    status, _, body = exchange(server, get_request("/exc-info"))
-    assert (status, body) == (b"HTTP/1.1 503 Service Unavailable", b"app error page")
+    response = request(server, get_request("/exc-info"))
+    assert (response.status, response.body) == (503, b"app error page")
 
 
 def test_exc_info_after_the_head_reraises(server: ServerProcess) -> None:
     with connect(server) as sock:
         sock.sendall(get_request("/exc-info-after-body"))
-        assert read_head(sock)[0] == b"HTTP/1.1 200 OK"
-        chunks = read_chunks(sock)
-        assert next(chunks) == b"partial"
-        with pytest.raises(ConnectionError):
-            next(chunks)
+        reader = ResponseReader(sock)
+        assert reader.read_head().status == 200
+        assert reader.read_chunk() == b"partial"
+        with pytest.raises(ResponseTruncated):  # no last chunk
+            reader.read_chunk()
     wait_for_log(server, "Boom: app failure")
 
 
@@ -442,12 +393,15 @@ def test_keep_alive_and_pipelining(server: ServerProcess) -> None:
     ]
     with connect(server) as sock:
         sock.sendall(b"".join(requests))  # all at once: pipelined
+        reader = ResponseReader(sock)
         # HEAD's answer is a head alone, whatever its Content-Length says.
-        bodies = [read_response(sock)[2] if n != 3 else read_head(sock)[0] for n in range(6)]
+        answers = [reader.read_response(b"HEAD" if n == 3 else b"GET") for n in range(6)]
         sock.sendall(get_request("/"))  # and one more after, on the same connection
-        bodies.append(read_response(sock)[2])
+        answers.append(reader.read_response())
+    bodies = [answer.body for answer in answers]
     assert bodies[0].startswith(b"1 ") and bodies[5].startswith(b"2 ")
-    assert bodies[1:5] == [b"posted", b"chunked", b"HTTP/1.1 200 OK", b"ignored"]
+    assert bodies[1:5] == [b"posted", b"chunked", b"", b"ignored"]
+    assert answers[3].header(b"content-length") == b"12"
     assert bodies[6] == b"hello wsgi"
 
 
@@ -492,32 +446,31 @@ def test_websocket_upgrade_is_refused_without_calling_the_app(
     log = tmp_path / "calls"
     with connect(server) as sock:
         sock.sendall(get_request(f"/environ?log={log}", *WEBSOCKET_HEADERS))
-        status, headers, body = read_response(sock)
-        assert status == b"HTTP/1.1 403 Forbidden"
-        assert b"cannot take a WebSocket" in body
-        assert headers[b"content-type"].startswith(b"text/plain")
+        reader = ResponseReader(sock)
+        response = reader.read_response(upgrade=True)
+        assert response.status == 403
+        assert b"cannot take a WebSocket" in response.body
+        assert response.header(b"content-type").startswith(b"text/plain")
         assert not log.exists()
         sock.sendall(get_request(f"/?log={log}"))  # the connection keeps serving HTTP
-        assert read_response(sock)[2] == b"hello wsgi"
+        assert reader.read_response().body == b"hello wsgi"
     assert log.read_text() == "GET /\n"
 
 
 def test_no_http2_prior_knowledge(server: ServerProcess) -> None:
-    with connect(server) as sock:
-        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-        assert read_until_closed(sock).startswith(b"HTTP/1.1 505 ")
+    assert request(server, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").status == 505
 
 
 def test_h2c_upgrade_is_served_as_http_1_1(server: ServerProcess) -> None:
     raw = get_request(
         "/thread?n=h2c", "Upgrade: h2c", "Connection: Upgrade, HTTP2-Settings", "HTTP2-Settings: "
     )
-    status, _, body = exchange(server, raw)
-    assert status == b"HTTP/1.1 200 OK" and body.startswith(b"h2c worker-")
+    response = request(server, raw)
+    assert response.status == 200 and response.body.startswith(b"h2c worker-")
 
 
 def test_no_lifespan_and_the_interface_is_logged(server: ServerProcess) -> None:
-    exchange(server, get_request("/"))
+    request(server, get_request("/"))
     assert "lifespan" not in server.stderr.lower()
     assert "Interface: wsgi (auto: a sync callable of two arguments" in server.stderr
 
@@ -527,7 +480,7 @@ def test_embedding_api_serves_a_wsgi_app_object() -> None:
     script = str(TESTS_DIR / "embedded_server.py")
     embedded = ServerProcess(["wsgi"], script=script).wait_listening()
     try:
-        assert exchange(embedded, get_request("/"))[2] == b"embedded wsgi"
+        assert request(embedded, get_request("/")).body == b"embedded wsgi"
         embedded.send_signal(signal.SIGTERM)
         assert embedded.wait_exit(20) == 0
     finally:
@@ -544,9 +497,9 @@ def test_a_real_flask_app() -> None:
             [b"name=po", b"unce&n=", b"2"],
             "Content-Type: application/x-www-form-urlencoded",
         )
-        status, _, body = exchange(srv, raw)
-    assert status == b"HTTP/1.1 200 OK", body
-    answer = json.loads(body)
+        response = request(srv, raw)
+    assert response.status == 200, response
+    answer = json.loads(response.body)
     assert answer["form"] == {"name": "pounce", "n": "2"}
     assert answer["url"] == "http://test/form?q=1"
 
@@ -566,6 +519,6 @@ def test_tls_scheme_and_alpn_offers_only_http_1_1(certs: Certs) -> None:
         with srv.connect_tls(context) as tls:
             assert tls.selected_alpn_protocol() == "http/1.1"
             tls.sendall(get_request("/environ"))
-            status, _, body = read_response(tls)  # type: ignore[arg-type]
-    assert status == b"HTTP/1.1 200 OK"
-    assert json.loads(body)["wsgi.url_scheme"] == "https"
+            response = ResponseReader(tls).read_response()
+    assert response.status == 200
+    assert json.loads(response.body)["wsgi.url_scheme"] == "https"

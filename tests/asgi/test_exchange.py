@@ -23,7 +23,7 @@ from pounce_sync.asgi.exchange import (
 )
 from pounce_sync.http1 import ParserLimits, error_body, parse_head
 
-from ..pool.test_http2 import H2Client
+from ..h2_client import H2Client
 from ..server_process import ServerProcess, running_server
 
 TIMEOUT = 30.0

@@ -43,10 +43,21 @@ class AppOutcome(enum.Enum):
 
     def log(self) -> None:
         """Say what the app got wrong, if anything (one line: no traceback to give)."""
-        if self is AppOutcome.NOT_STARTED:
+        if self is _NOT_STARTED:
             error_log.error("ASGI application returned without starting a response")
-        elif self is AppOutcome.INCOMPLETE:
+        elif self is _INCOMPLETE:
             error_log.error("ASGI application returned without completing the response")
+
+
+# Module globals for the methods below: an Enum member looked up through its class goes
+# through the metaclass on every request (measured with callgrind on 3.11).
+_DISCONNECT = ReceiveStep.DISCONNECT
+_READ_BODY = ReceiveStep.READ_BODY
+_AWAIT_DISCONNECT = ReceiveStep.AWAIT_DISCONNECT
+_COMPLETE = AppOutcome.COMPLETE
+_GONE = AppOutcome.GONE
+_NOT_STARTED = AppOutcome.NOT_STARTED
+_INCOMPLETE = AppOutcome.INCOMPLETE
 
 
 def log_app_error(exc: BaseException) -> None:
@@ -99,10 +110,10 @@ class HTTPExchange:
     # -- receive ---------------------------------------------------------------
     def next_receive(self) -> ReceiveStep:
         if self.disconnected or self.response_complete:
-            return ReceiveStep.DISCONNECT
+            return _DISCONNECT
         if self.body_done:
-            return ReceiveStep.AWAIT_DISCONNECT
-        return ReceiveStep.READ_BODY
+            return _AWAIT_DISCONNECT
+        return _READ_BODY
 
     def continue_due(self) -> bool:
         """The app waits for a body its client may hold back for `100 Continue`.
@@ -205,9 +216,9 @@ class HTTPExchange:
 
     def app_returned(self) -> AppOutcome:
         if self.disconnected:
-            return AppOutcome.GONE
+            return _GONE
         if not self.status:
-            return AppOutcome.NOT_STARTED
+            return _NOT_STARTED
         if not self.response_complete:
-            return AppOutcome.INCOMPLETE
-        return AppOutcome.COMPLETE
+            return _INCOMPLETE
+        return _COMPLETE

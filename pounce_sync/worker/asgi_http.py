@@ -28,6 +28,10 @@ from pounce_sync.http1 import (
 
 from .connection import Connection
 
+# Globals: an Enum member looked up through its class costs a metaclass call per request.
+_READ_BODY = ReceiveStep.READ_BODY
+_AWAIT_DISCONNECT = ReceiveStep.AWAIT_DISCONNECT
+
 
 class HTTPCycle(HTTPExchange):
     """The sync worker's shell over `HTTPExchange`: blocking reads, writes that may not wait."""
@@ -69,9 +73,9 @@ class HTTPCycle(HTTPExchange):
     # -- receive ---------------------------------------------------------------
     async def receive(self) -> dict[str, Any]:
         step = self.next_receive()
-        if step is ReceiveStep.READ_BODY:
+        if step is _READ_BODY:
             return self._read_body()
-        if step is ReceiveStep.AWAIT_DISCONNECT:
+        if step is _AWAIT_DISCONNECT:
             return await self._wait_for_disconnect()
         return disconnect_message()
 

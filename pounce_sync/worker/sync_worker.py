@@ -49,6 +49,7 @@ from .coroutine_driver import CoroutineDriver, make_driver
 from .wsgi import WSGIGateway
 
 error_log = logging.getLogger("pounce_sync.error")
+_COMPLETE = AppOutcome.COMPLETE  # a global: an Enum member through its class costs a lookup
 
 
 _PROMETHEUS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
@@ -485,10 +486,12 @@ class SyncWorker:
             log_app_error(exc)
             return self._fail(cycle)
         outcome = cycle.app_returned()
+        if outcome is _COMPLETE:
+            return True
         outcome.log()
         if outcome is AppOutcome.NOT_STARTED:
             return self._fail(cycle)
-        return outcome is AppOutcome.COMPLETE
+        return False
 
     def _fail(self, cycle: HTTPCycle) -> bool:
         if cycle.fail():

@@ -14,8 +14,8 @@ REQUEST_LINE = re.compile(rb"(" + TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-
 # field-line = field-name ":" OWS field-value OWS
 # field-value bytes: HTAB, SP, VCHAR, obs-text.  No CR, LF, NUL or other CTL.
 FIELD_LINE = re.compile(rb"(" + TOKEN + rb"):[ \t]*([\t\x20-\x7e\x80-\xff]*?)[ \t]*")
-# Every field line of a head at once, each preceded by its CRLF: the fast path.
-FIELD_BLOCK = re.compile(rb"(?:\r\n" + TOKEN + rb":[\t\x20-\x7e\x80-\xff]*)*")
+# The bytes a field line may hold (HTAB, SP, VCHAR, obs-text), for bytes.translate.
+FIELD_LINE_BYTES = bytes([0x09, *range(0x20, 0x7F), *range(0x80, 0x100)])
 
 # chunk-size [ chunk-ext ]; extensions are validated, then ignored.
 CHUNK_EXT = (

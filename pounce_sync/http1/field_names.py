@@ -1,0 +1,106 @@
+"""The request field names clients send most, in the spellings they send them.
+
+`KNOWN_NAMES` maps each spelling to its lower-cased name. A name found here is
+a valid token by construction, so the parser neither matches it against the
+grammar nor lower-cases it: that is most of the cost of a browser's head. Any
+other name takes the general path, which checks and lower-cases it. The table
+is built once at import and never changes, so threads share it without locks.
+"""
+
+# Canonical spellings; each is also accepted all lower-case (HTTP/2-style clients,
+# curl's -H users, Chrome's client hints) and as written here.
+_NAMES = (
+    # RFC 9110 / 9111 / 9112 request fields
+    "Host",
+    "Connection",
+    "Keep-Alive",
+    "Content-Length",
+    "Content-Type",
+    "Content-Encoding",
+    "Transfer-Encoding",
+    "TE",
+    "Trailer",
+    "Upgrade",
+    "Expect",
+    "Accept",
+    "Accept-Encoding",
+    "Accept-Language",
+    "Accept-Charset",
+    "Authorization",
+    "Proxy-Authorization",
+    "Cache-Control",
+    "Pragma",
+    "Cookie",
+    "Date",
+    "From",
+    "If-Match",
+    "If-None-Match",
+    "If-Modified-Since",
+    "If-Unmodified-Since",
+    "If-Range",
+    "Range",
+    "Max-Forwards",
+    "Origin",
+    "Referer",
+    "User-Agent",
+    "Via",
+    "Priority",
+    "Forwarded",
+    "DNT",
+    # browsers
+    "Upgrade-Insecure-Requests",
+    "Sec-Fetch-Site",
+    "Sec-Fetch-Mode",
+    "Sec-Fetch-User",
+    "Sec-Fetch-Dest",
+    "Sec-Fetch-Storage-Access",
+    "Sec-Purpose",
+    "Purpose",
+    "Sec-GPC",
+    "Sec-CH-UA",
+    "Sec-CH-UA-Mobile",
+    "Sec-CH-UA-Platform",
+    "Sec-CH-UA-Platform-Version",
+    "Sec-CH-UA-Arch",
+    "Sec-CH-UA-Bitness",
+    "Sec-CH-UA-Model",
+    "Sec-CH-UA-Full-Version-List",
+    "Sec-CH-Prefers-Color-Scheme",
+    "Save-Data",
+    "Device-Memory",
+    "Downlink",
+    "ECT",
+    "RTT",
+    "Viewport-Width",
+    "X-Requested-With",
+    # WebSocket and HTTP/2 upgrades
+    "Sec-WebSocket-Key",
+    "Sec-WebSocket-Version",
+    "Sec-WebSocket-Extensions",
+    "Sec-WebSocket-Protocol",
+    "HTTP2-Settings",
+    # proxies and load balancers
+    "X-Forwarded-For",
+    "X-Forwarded-Proto",
+    "X-Forwarded-Host",
+    "X-Forwarded-Port",
+    "X-Forwarded-Prefix",
+    "X-Real-IP",
+    "X-Request-ID",
+    "X-Correlation-ID",
+    "X-Amzn-Trace-Id",
+    "Traceparent",
+    "Tracestate",
+)
+
+
+def _spellings(name: str) -> set[str]:
+    # Browsers send client hints lower-case and most others in the canonical case.
+    return {name, name.lower(), "-".join(part.capitalize() for part in name.split("-"))}
+
+
+KNOWN_NAMES: dict[bytes, bytes] = {
+    spelling.encode("ascii"): name.lower().encode("ascii")
+    for name in _NAMES
+    for spelling in _spellings(name)
+}

@@ -1,10 +1,11 @@
-"""The request field names clients send most, in the spellings they send them.
+"""The field names clients and apps send most, in the spellings they send them.
 
 `KNOWN_NAMES` maps each spelling to its lower-cased name. A name found here is
-a valid token by construction, so the parser neither matches it against the
-grammar nor lower-cases it: that is most of the cost of a browser's head. Any
-other name takes the general path, which checks and lower-cases it. The table
-is built once at import and never changes, so threads share it without locks.
+a valid token by construction, so neither the parser nor the response writer
+matches it against the grammar or lower-cases it: for a browser's head that is
+most of the parser's cost. Any other name takes the general path, which checks
+and lower-cases it. The table is built once at import and never changes, so
+threads share it without locks.
 """
 
 # Canonical spellings; each is also accepted all lower-case (HTTP/2-style clients,
@@ -91,6 +92,48 @@ _NAMES = (
     "X-Amzn-Trace-Id",
     "Traceparent",
     "Tracestate",
+    # responses
+    "Age",
+    "Allow",
+    "Content-Disposition",
+    "Content-Language",
+    "Content-Location",
+    "Content-Range",
+    "Content-Security-Policy",
+    "ETag",
+    "Expires",
+    "Last-Modified",
+    "Link",
+    "Location",
+    "Refresh",
+    "Retry-After",
+    "Server",
+    "Set-Cookie",
+    "Vary",
+    "WWW-Authenticate",
+    "Accept-Ranges",
+    "Alt-Svc",
+    "Strict-Transport-Security",
+    "Referrer-Policy",
+    "Permissions-Policy",
+    "Cross-Origin-Opener-Policy",
+    "Cross-Origin-Embedder-Policy",
+    "Cross-Origin-Resource-Policy",
+    "X-Content-Type-Options",
+    "X-Frame-Options",
+    "X-XSS-Protection",
+    "Access-Control-Allow-Origin",
+    "Access-Control-Allow-Credentials",
+    "Access-Control-Allow-Headers",
+    "Access-Control-Allow-Methods",
+    "Access-Control-Expose-Headers",
+    "Access-Control-Max-Age",
+    "Access-Control-Request-Headers",
+    "Access-Control-Request-Method",
+    "Timing-Allow-Origin",
+    "Server-Timing",
+    "X-Powered-By",
+    "X-Process-Time",
 )
 
 

@@ -11,6 +11,7 @@ from http import HTTPStatus
 from . import _abnf
 from .errors import LocalProtocolError, error_body
 from .events import Request
+from .field_names import KNOWN_NAMES
 
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 _NO_BODY_STATUSES = frozenset({204, 304})
@@ -147,12 +148,15 @@ class ResponseWriter:
         fields: list[bytes] = []
         content_length: int | None = None
         close = False
+        known = KNOWN_NAMES.get
         for name, value in headers:
             if type(name) is not bytes or type(value) is not bytes:
                 name, value = bytes(name), bytes(value)
-            if not valid_field(name, value):
-                raise LocalProtocolError(f"invalid response header {name!r}: {value!r}")
-            lname = name.lower()
+            lname = known(name)
+            if lname is None:  # not a spelling known to be a token: check it
+                if not name or name.translate(None, _abnf.TCHARS):
+                    raise LocalProtocolError(f"invalid response header {name!r}: {value!r}")
+                lname = name.lower()
             if lname not in _FRAMING_FIELDS:
                 fields += (name, b": ", value, b"\r\n")
             elif lname == b"content-length":  # checked and kept; the other framing fields are ours
@@ -161,8 +165,14 @@ class ResponseWriter:
                 content_length = int(value)
             elif lname == b"connection":
                 close = close or b"close" in value.lower()  # an app's `close` is honoured
+        # The names are tokens; a value may hold no CR, LF or NUL. Three scans of the
+        # block: it holds exactly one CR and one LF per line, the ones added above.
+        block = b"".join(fields)
+        lines = len(fields) // 4
+        if block.count(b"\n") != lines or block.count(b"\r") != lines or b"\0" in block:
+            _raise_for_bad_value(fields)
         # Nothing is kept from a start() that raised: the app may still send a clean 500.
-        self._fields = fields
+        self._fields = [block]
         self._content_length = content_length
         self._keep_alive = self._keep_alive and not close
         self._status = status
@@ -236,6 +246,14 @@ class ResponseWriter:
             self._keep_alive = False
         fields.append(_last_line(self._keep_alive, self._request.http_version))
         return status_line(self._status) + self._default_fields + b"".join(fields)
+
+
+def _raise_for_bad_value(fields: list[bytes]) -> None:
+    """Name the field whose value holds CR, LF or NUL (`fields`: name, ": ", value, CRLF...)."""
+    for i in range(0, len(fields), 4):
+        name, value = fields[i], fields[i + 2]
+        if not valid_field(name, value):
+            raise LocalProtocolError(f"invalid response header {name!r}: {value!r}")
 
 
 def _last_line(keep_alive: bool, http_version: bytes) -> bytes:

@@ -243,7 +243,16 @@ BAD_HEADERS = [
     pytest.param((b"x a", b"v"), id="space-in-name"),
     pytest.param((b"x:a", b"v"), id="colon-in-name"),
     pytest.param((b"", b"v"), id="empty-name"),
+    # Known names skip the token check; their values are still checked.
+    pytest.param((b"Set-Cookie", b"a=1\r\nset-cookie: evil=1"), id="crlf-in-known-name-value"),
+    pytest.param((b"content-type", b"text/plain\x00"), id="nul-in-known-name-value"),
 ]
+
+
+def test_the_error_names_the_bad_field() -> None:
+    bad = [(b"x-ok", b"1"), (b"Location", b"/a\nb"), (b"x-later", b"2")]
+    with pytest.raises(LocalProtocolError, match=r"b'Location': b'/a\\nb'"):
+        writer().start(200, bad)
 
 
 @pytest.mark.parametrize("bad", BAD_HEADERS)

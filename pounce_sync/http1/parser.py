@@ -145,16 +145,14 @@ def _split_fields(lines: list[bytes]) -> Headers:
     without `: `, is matched against the field grammar on its own.
     """
     fields = []
-    known = KNOWN_NAMES.get
     for line in lines:
         name, sep, value = line.partition(b": ")
-        lower = known(name)
-        if lower is None or not sep:
+        if not sep or name not in KNOWN_NAMES:
             m = _abnf.FIELD_LINE.fullmatch(line)
             if m is None:
                 raise ProtocolError(400, _field_error(line))
-            lower, value = m[1].lower(), m[2]
-        fields.append((lower, value.strip(b" \t")))  # no copy when there is no OWS
+            name, value = m[1], m[2]
+        fields.append((name.lower(), value.strip(b" \t")))  # strip: no copy without OWS
     return tuple(fields)
 
 

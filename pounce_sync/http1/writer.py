@@ -148,15 +148,13 @@ class ResponseWriter:
         fields: list[bytes] = []
         content_length: int | None = None
         close = False
-        known = KNOWN_NAMES.get
         for name, value in headers:
             if type(name) is not bytes or type(value) is not bytes:
                 name, value = bytes(name), bytes(value)
-            lname = known(name)
-            if lname is None:  # not a spelling known to be a token: check it
-                if not name or name.translate(None, _abnf.TCHARS):
-                    raise LocalProtocolError(f"invalid response header {name!r}: {value!r}")
-                lname = name.lower()
+            # A spelling in KNOWN_NAMES is a token; any other name is checked here.
+            if name not in KNOWN_NAMES and (not name or name.translate(None, _abnf.TCHARS)):
+                raise LocalProtocolError(f"invalid response header {name!r}: {value!r}")
+            lname = name.lower()
             if lname not in _FRAMING_FIELDS:
                 fields += (name, b": ", value, b"\r\n")
             elif lname == b"content-length":  # checked and kept; the other framing fields are ours

@@ -97,7 +97,8 @@ class ThreadMetrics:
     def finished(self, method: bytes, status: int, seconds: float) -> None:
         cells, base = self._cells, self._base
         cells[base + _IN_FLIGHT] = 0
-        method_index = _METHOD_INDEX.get(method, _OTHER_METHOD)
+        # `in` and [] rather than .get(): see pounce_sync/http1/field_names.py.
+        method_index = _METHOD_INDEX[method] if method in _METHOD_INDEX else _OTHER_METHOD  # noqa: SIM401
         status_class = min(max(status // 100, 1), 5) - 1
         cells[base + _REQUESTS + method_index * len(STATUS_CLASSES) + status_class] += 1
         bucket = 0

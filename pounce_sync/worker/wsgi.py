@@ -329,7 +329,8 @@ class WSGIGateway:
     def _add_headers(self, environ: Environ, headers: Iterable[tuple[bytes, bytes]]) -> None:
         keys = self._keys
         for name, value in headers:
-            key = keys.get(name)
+            # `in` and [] rather than .get(): see pounce_sync/http1/field_names.py.
+            key = keys[name] if name in keys else None  # noqa: SIM401
             if key is None:
                 key = _environ_key(name)
                 if len(keys) < _KEYS_MAX:

@@ -220,7 +220,10 @@ def _python(server: Server, args: argparse.Namespace) -> str:
         "peers": args.python_peers,
         "pounce314": args.python_pounce314,
     }
-    return str(by_role[server.interpreter])
+    python = str(by_role[server.interpreter])
+    # Servers run in loadtests/: a relative path given on the command line is made absolute
+    # here; a bare name (found on PATH) is left as it is.
+    return os.path.abspath(python) if os.sep in python else python
 
 
 def availability(selected: list[Server], args: argparse.Namespace) -> dict[str, str]:

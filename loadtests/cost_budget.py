@@ -8,8 +8,7 @@ of reading the clock; a median holds up on a busy machine better than a mean doe
 
 - browser: loadtests/browser_head.py, about 620 bytes and 11 fields, a new target and
   cookie on every request, so nothing is reused between requests (the figure of record);
-- hello: wrk's default head (`GET /` and Host), the same on every request, so the parser's
-  memo of the last head and the scope template built from it apply.
+- hello: wrk's default head (`GET /` and Host), the same on every request.
 
 `whole` times SyncWorker.dispatch from claim to park as one call, so the stages can be
 checked against it; what the stages do not cover (bookkeeping in `_handle`) is the gap.
@@ -90,7 +89,7 @@ class Rig:
             self.heads = [browser_head.head(host, 1, n + 1) for n in range(calls)]
         else:
             self.heads = [f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()] * calls
-        parser = RequestParser(self.ctx.limits)  # one connection's parser: the memo as served
+        parser = RequestParser(self.ctx.limits)  # one connection's parser, as served
         self.requests = [_parsed(parser, head) for head in self.heads]
 
     def send(self, i: int) -> None:
@@ -319,7 +318,7 @@ STAGES = (
     Stage("claim", "IdlePoller.claim: the connection out of the parked set", claim),
     Stage("read", "Connection.read_ready: recv + RequestParser.feed", read),
     Stage("parse", "RequestParser.next_event: the head to a Request", parse),
-    Stage("", "  of which parse_head (no memo)", parse_head_alone, counted=False),
+    Stage("", "  of which parse_head", parse_head_alone, counted=False),
     Stage("fields", "DefaultHeaders.get: Date and Server lines", fields),
     Stage("scope", "SyncWorker._scope: the ASGI scope", scope),
     Stage("cycle", "ResponseWriter + HTTPCycle objects", cycle_objects),

@@ -243,10 +243,6 @@ class RequestParser:
         self._state: Callable[[], Event] = self._read_head
         self._remaining = 0  # body bytes left in the current length-framed message or chunk
         self._scanned = 0  # head bytes already checked for a bare LF
-        # The last head parsed on this connection and its Request: a client repeating a
-        # request byte for byte (polling, health checks, API calls) is parsed once.
-        self._last_head = b""
-        self._last_request: Request | None = None
 
     # -- input -----------------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -295,11 +291,7 @@ class RequestParser:
         head = buf[:end]
         self._buf = buf[end + 4 :]
         self._scanned = 0
-        if head == self._last_head:
-            request = self._last_request  # parse_head is pure and a Request immutable
-        else:
-            request = parse_head(head, self.limits)
-            self._last_head, self._last_request = head, request
+        request = parse_head(head, self.limits)
         self._start_body(request)
         return request
 

@@ -12,10 +12,9 @@ import select
 import socket
 import ssl
 import struct
-from typing import Any
 
 from pounce_sync.asgi.disconnect import ClientDisconnected
-from pounce_sync.http1 import ParserLimits, Request, RequestParser
+from pounce_sync.http1 import ParserLimits, RequestParser
 
 RECV_SIZE = 65536
 error_log = logging.getLogger("pounce_sync.error")
@@ -39,7 +38,6 @@ class Connection:
         "registered",
         "requests",
         "scheme",
-        "scope_template",
         "server",
         "sock",
         "wants_write",
@@ -63,8 +61,6 @@ class Connection:
         self.head_deadline: float | None = None
         self.over_limit = False
         self.requests = 0
-        # (Request, its ASGI scope as first built): reused while the parser repeats a head.
-        self.scope_template: tuple[Request, dict[str, Any]] | None = None
         # TLS only (see TLSConnection); plain connections keep these values.
         self.handshake_deadline: float | None = None
         self.wants_write = False

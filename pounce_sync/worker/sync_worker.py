@@ -26,7 +26,6 @@ from pounce_sync.asgi.scope import (
     add_request_context,
     build_http_scope,
     build_websocket_scope,
-    reuse_http_scope,
     split_target,
 )
 from pounce_sync.http1 import (
@@ -437,19 +436,14 @@ class SyncWorker:
     def _scope(
         self, conn: Connection, request: Request, request_id: bytes | None
     ) -> dict[str, Any]:
-        template = conn.scope_template
-        if template is not None and template[0] is request:  # the parser's repeated head
-            scope = reuse_http_scope(template[1], request, self.ctx.lifespan_state)
-        else:
-            scope = build_http_scope(
-                request,
-                scheme=conn.scheme,
-                client=conn.client,
-                server=conn.server,
-                root_path=self.config.root_path,
-                state=self.ctx.lifespan_state,
-            )
-            conn.scope_template = (request, scope.copy())  # before anything changes it
+        scope = build_http_scope(
+            request,
+            scheme=conn.scheme,
+            client=conn.client,
+            server=conn.server,
+            root_path=self.config.root_path,
+            state=self.ctx.lifespan_state,
+        )
         if request_id is None and not request.forwarded:
             return scope  # the common case: nothing to add
         trusted = self.ctx.trusted_proxies if request.forwarded else None

@@ -107,7 +107,7 @@ def test_trusted_proxy_over_the_wire() -> None:
 
 
 def test_proxy_fields_are_read_per_request_on_a_keep_alive_connection() -> None:
-    """The parser's memo of a repeated head must not carry one request's hop to the next."""
+    """One request's hop is never carried to the next request on the connection."""
     import json
 
     from ..http_client import ResponseReader

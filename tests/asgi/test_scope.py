@@ -99,8 +99,7 @@ def test_lifespan_state_reaches_requests_as_a_copy() -> None:
 
 
 def test_a_repeated_head_gets_a_fresh_scope_each_time() -> None:
-    """The worker reuses the scope it built for a repeated head; nothing an app changed
-    in one request's scope may show in the next."""
+    """Nothing an app changed in one request's scope may show in the next."""
     head = b"GET /same?x=1 HTTP/1.1\r\nHost: h\r\n\r\n"
     with running_server(app="apps_extra:scope_mutator") as srv, srv.connect(10.0) as sock:
         reader = ResponseReader(sock)

@@ -22,6 +22,10 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
+# One name for every request's Task: the default ("Task-<n>") formats a string and bumps
+# a process-wide counter on each request, which on 3.13t every worker thread contends for.
+TASK_NAME = "pounce-sync request"
+
 
 class CoroutineDriver(Protocol):
     def run(self, coro: Coroutine[Any, Any, None]) -> None: ...
@@ -86,7 +90,7 @@ class EagerDriver:
             loop._thread_id = self._thread_id  # type: ignore[attr-defined]
             asyncio._set_running_loop(loop)
             try:
-                return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
+                return asyncio.Task(coro, loop=loop, name=TASK_NAME, eager_start=True)  # type: ignore[call-arg]
             finally:
                 asyncio._set_running_loop(None)
                 loop._thread_id = None  # type: ignore[attr-defined]
@@ -99,7 +103,7 @@ class EagerDriver:
             loop.capture = first_step  # type: ignore[attr-defined]
             asyncio._set_running_loop(loop)
             try:
-                task = asyncio.Task(coro, loop=loop)
+                task = asyncio.Task(coro, loop=loop, name=TASK_NAME)
                 step, args, context = first_step[0]
                 context.run(step, *args)
             finally:

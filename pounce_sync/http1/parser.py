@@ -31,6 +31,10 @@ _FRAMING_FIELDS = frozenset(
 )
 _EVENT_STREAM = b"text/event-stream"
 _CRLF = b"\r\n"
+# Globals: an Enum member looked up through its class costs a metaclass call per request.
+_NO_BODY, _LENGTH, _CHUNKED = BodyFraming.NONE, BodyFraming.LENGTH, BodyFraming.CHUNKED
+_KEEP_ALIVE: frozenset[bytes] = frozenset((b"keep-alive",))
+_NONE: frozenset[bytes] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +172,8 @@ def _build_request(
     event_stream: bool = False,
     forwarded: bool = False,
 ) -> Request:
-    cl_values: list[bytes] = []
-    te_values: list[bytes] = []
+    cl_values: list[bytes] | None = None  # made only when the field is there
+    te_values: list[bytes] | None = None
     hosts = 0
     host = b""
     connection = b""
@@ -182,9 +186,9 @@ def _build_request(
             hosts += 1
             host = value
         elif name == b"content-length":
-            cl_values.extend(value.split(b",") if b"," in value else (value,))
+            cl_values = (cl_values or []) + (value.split(b",") if b"," in value else [value])
         elif name == b"transfer-encoding":
-            te_values.append(value)
+            te_values = (te_values or []) + [value]
         elif name == b"connection":
             connection += b"," + value.lower()
         elif name == b"expect":
@@ -195,16 +199,19 @@ def _build_request(
         raise ProtocolError(400, "missing or duplicate Host header")
     if hosts and _abnf.HOST.fullmatch(host) is None:
         raise ProtocolError(400, "invalid Host header")
-    framing, length = BodyFraming.NONE, None
+    framing, length = _NO_BODY, None
     if te_values:
         if cl_values:
             raise ProtocolError(400, "both Content-Length and Transfer-Encoding")
         _transfer_codings(te_values, version)
-        framing = BodyFraming.CHUNKED
+        framing = _CHUNKED
     elif cl_values:
         length = _content_length(cl_values)
-        framing = BodyFraming.LENGTH if length else BodyFraming.NONE
-    tokens = {t.strip() for t in connection.split(b",")} if connection else set()
+        framing = _LENGTH if length else _NO_BODY
+    if connection == b",keep-alive":  # what browsers send
+        tokens = _KEEP_ALIVE
+    else:
+        tokens = frozenset(t.strip() for t in connection.split(b",")) if connection else _NONE
     if version == b"1.1":
         keep_alive = b"close" not in tokens
     else:
@@ -317,10 +324,10 @@ class RequestParser:
         return NEED_DATA
 
     def _start_body(self, request: Request) -> None:
-        if request.framing is BodyFraming.LENGTH:
+        if request.framing is _LENGTH:
             self._remaining = request.content_length or 0
             self._state = self._read_length_body
-        elif request.framing is BodyFraming.CHUNKED:
+        elif request.framing is _CHUNKED:
             self._state = self._read_chunk_size
         else:
             self._state = self._end_of_message

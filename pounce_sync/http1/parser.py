@@ -34,7 +34,7 @@ _CRLF = b"\r\n"
 # Globals: an Enum member looked up through its class costs a metaclass call per request.
 _NO_BODY, _LENGTH, _CHUNKED = BodyFraming.NONE, BodyFraming.LENGTH, BodyFraming.CHUNKED
 _KEEP_ALIVE: frozenset[bytes] = frozenset((b"keep-alive",))
-_NONE: frozenset[bytes] = frozenset()
+_NO_TOKENS: frozenset[bytes] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +211,7 @@ def _build_request(
     if connection == b",keep-alive":  # what browsers send
         tokens = _KEEP_ALIVE
     else:
-        tokens = frozenset(t.strip() for t in connection.split(b",")) if connection else _NONE
+        tokens = frozenset(t.strip() for t in connection.split(b",")) if connection else _NO_TOKENS
     if version == b"1.1":
         keep_alive = b"close" not in tokens
     else:

@@ -12,7 +12,14 @@ import time
 from typing import Any
 
 from pounce_sync.asgi.disconnect import ClientDisconnected, disconnect_message
-from pounce_sync.asgi.exchange import AppOutcome, HTTPExchange, ReceiveStep, log_app_error
+from pounce_sync.asgi.exchange import (
+    AWAIT_DISCONNECT,
+    COMPLETE,
+    NOT_STARTED,
+    READ_BODY,
+    HTTPExchange,
+    log_app_error,
+)
 from pounce_sync.http1 import (
     CONTINUE_HEAD,
     NEED_DATA,
@@ -57,11 +64,11 @@ class StreamingExchange(HTTPExchange):
     # -- receive ---------------------------------------------------------------
     async def receive(self) -> dict[str, Any]:
         step = self.next_receive()
-        if step is ReceiveStep.READ_BODY:
+        if step is READ_BODY:
             if self.eom_seen:  # a body-less request, finished early by `send`
                 return self.request_message(b"", False)
             return await self._read_body()
-        if step is ReceiveStep.AWAIT_DISCONNECT:
+        if step is AWAIT_DISCONNECT:
             self._watch()
             shutdown = asyncio.ensure_future(self.ctx.shutdown.wait())
             gone = asyncio.ensure_future(self.gone.wait())
@@ -176,9 +183,9 @@ class StreamingExchange(HTTPExchange):
             await self._stop_watching()
         outcome = self.app_returned()
         outcome.log()
-        if outcome is AppOutcome.NOT_STARTED:
+        if outcome is NOT_STARTED:
             await self._fail()
-        if outcome is not AppOutcome.COMPLETE:
+        if outcome is not COMPLETE:
             return False
         return self.writer.keep_alive and self._body_finished()
 

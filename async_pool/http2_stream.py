@@ -15,7 +15,14 @@ from typing import Any, Protocol
 from h2.errors import ErrorCodes
 
 from pounce_sync.asgi.disconnect import ClientDisconnected, disconnect_message
-from pounce_sync.asgi.exchange import AppOutcome, HTTPExchange, ReceiveStep, log_app_error
+from pounce_sync.asgi.exchange import (
+    AWAIT_DISCONNECT,
+    DISCONNECT,
+    INCOMPLETE,
+    NOT_STARTED,
+    HTTPExchange,
+    log_app_error,
+)
 from pounce_sync.asgi.scope import add_request_context, build_http_scope
 from pounce_sync.http1 import ORIGIN_FORM, BodyFraming, Request, error_body, valid_field
 
@@ -214,9 +221,9 @@ class H2Stream(HTTPExchange):
     async def receive(self) -> Message:
         while True:
             step = self.next_receive()
-            if step is ReceiveStep.DISCONNECT:
+            if step is DISCONNECT:
                 return disconnect_message()
-            if step is ReceiveStep.AWAIT_DISCONNECT:
+            if step is AWAIT_DISCONNECT:
                 if self.ended or self.link.draining:
                     return disconnect_message()
                 await self._wait_changed()
@@ -319,7 +326,7 @@ class H2Stream(HTTPExchange):
         else:
             outcome = self.app_returned()
             outcome.log()
-            if outcome is AppOutcome.NOT_STARTED or outcome is AppOutcome.INCOMPLETE:
+            if outcome is NOT_STARTED or outcome is INCOMPLETE:
                 self._fail()
         finally:
             self._close()

@@ -43,21 +43,22 @@ class AppOutcome(enum.Enum):
 
     def log(self) -> None:
         """Say what the app got wrong, if anything (one line: no traceback to give)."""
-        if self is _NOT_STARTED:
+        if self is NOT_STARTED:
             error_log.error("ASGI application returned without starting a response")
-        elif self is _INCOMPLETE:
+        elif self is INCOMPLETE:
             error_log.error("ASGI application returned without completing the response")
 
 
-# Module globals for the methods below: an Enum member looked up through its class goes
-# through the metaclass on every request (measured with callgrind on 3.11).
-_DISCONNECT = ReceiveStep.DISCONNECT
-_READ_BODY = ReceiveStep.READ_BODY
-_AWAIT_DISCONNECT = ReceiveStep.AWAIT_DISCONNECT
-_COMPLETE = AppOutcome.COMPLETE
-_GONE = AppOutcome.GONE
-_NOT_STARTED = AppOutcome.NOT_STARTED
-_INCOMPLETE = AppOutcome.INCOMPLETE
+# The members as module globals, for the methods below and for the shells: an Enum
+# member looked up through its class goes through the metaclass on every request
+# (measured with callgrind on 3.11).
+DISCONNECT = ReceiveStep.DISCONNECT
+READ_BODY = ReceiveStep.READ_BODY
+AWAIT_DISCONNECT = ReceiveStep.AWAIT_DISCONNECT
+COMPLETE = AppOutcome.COMPLETE
+GONE = AppOutcome.GONE
+NOT_STARTED = AppOutcome.NOT_STARTED
+INCOMPLETE = AppOutcome.INCOMPLETE
 
 
 def log_app_error(exc: BaseException) -> None:
@@ -110,10 +111,10 @@ class HTTPExchange:
     # -- receive ---------------------------------------------------------------
     def next_receive(self) -> ReceiveStep:
         if self.disconnected or self.response_complete:
-            return _DISCONNECT
+            return DISCONNECT
         if self.body_done:
-            return _AWAIT_DISCONNECT
-        return _READ_BODY
+            return AWAIT_DISCONNECT
+        return READ_BODY
 
     def continue_due(self) -> bool:
         """The app waits for a body its client may hold back for `100 Continue`.
@@ -216,9 +217,9 @@ class HTTPExchange:
 
     def app_returned(self) -> AppOutcome:
         if self.disconnected:
-            return _GONE
+            return GONE
         if not self.status:
-            return _NOT_STARTED
+            return NOT_STARTED
         if not self.response_complete:
-            return _INCOMPLETE
-        return _COMPLETE
+            return INCOMPLETE
+        return COMPLETE

@@ -50,14 +50,15 @@ Headers = tuple[tuple[bytes, bytes], ...]
 def _parse_fields(lines: list[bytes], limits: ParserLimits) -> Headers:
     if len(lines) > limits.max_headers:
         raise ProtocolError(431, "too many header fields")
-    fields = []
-    match = _abnf.FIELD_LINE.fullmatch
-    for line in lines:
-        m = match(line)
-        if m is None:
-            raise ProtocolError(400, _field_error(line))
-        fields.append((m[1].lower(), m[2]))
-    return tuple(fields)
+    return tuple([_checked_field(line) for line in lines])
+
+
+def _checked_field(line: bytes) -> tuple[bytes, bytes]:
+    """One field line matched against the grammar: (lower-cased name, value without OWS)."""
+    m = _abnf.FIELD_LINE.fullmatch(line)
+    if m is None:
+        raise ProtocolError(400, _field_error(line))
+    return m[1].lower(), m[2]
 
 
 def _field_error(line: bytes) -> str:
@@ -151,12 +152,10 @@ def _split_fields(lines: list[bytes]) -> Headers:
     fields = []
     for line in lines:
         name, sep, value = line.partition(b": ")
-        if not sep or name not in KNOWN_NAMES:
-            m = _abnf.FIELD_LINE.fullmatch(line)
-            if m is None:
-                raise ProtocolError(400, _field_error(line))
-            name, value = m[1], m[2]
-        fields.append((name.lower(), value.strip(b" \t")))  # strip: no copy without OWS
+        if sep and name in KNOWN_NAMES:
+            fields.append((name.lower(), value.strip(b" \t")))  # strip: no copy without OWS
+        else:
+            fields.append(_checked_field(line))
     return tuple(fields)
 
 

@@ -33,19 +33,17 @@ def encode_fields(headers: Iterable[Header]) -> bytes:
     return b"".join(b"%s: %s\r\n" % (name, value) for name, value in validate_headers(headers))
 
 
+def valid_name(name: bytes) -> bool:
+    """A token: deleting every token character must leave nothing (one C call)."""
+    return bool(name) and not name.translate(None, _abnf.TCHARS)
+
+
 def valid_field(name: bytes, value: bytes) -> bool:
     """A field an app may send: a token for a name, a value without CR, LF or NUL.
 
     Anything else could split or smuggle a response, on HTTP/1.1 or through HPACK.
-    Deleting every token character must leave nothing; each test is one C call.
     """
-    return (
-        bool(name)
-        and not name.translate(None, _abnf.TCHARS)
-        and b"\r" not in value
-        and b"\n" not in value
-        and b"\0" not in value
-    )
+    return valid_name(name) and b"\r" not in value and b"\n" not in value and b"\0" not in value
 
 
 def validate_headers(headers: Iterable[Header]) -> list[Header]:
@@ -152,7 +150,7 @@ class ResponseWriter:
             if type(name) is not bytes or type(value) is not bytes:
                 name, value = bytes(name), bytes(value)
             # A spelling in KNOWN_NAMES is a token; any other name is checked here.
-            if name not in KNOWN_NAMES and (not name or name.translate(None, _abnf.TCHARS)):
+            if name not in KNOWN_NAMES and not valid_name(name):
                 raise LocalProtocolError(f"invalid response header {name!r}: {value!r}")
             lname = name.lower()
             if lname not in _FRAMING_FIELDS:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pounce_sync.asgi.disconnect import ClientDisconnected, disconnect_message
-from pounce_sync.asgi.exchange import HTTPExchange, ReceiveStep
+from pounce_sync.asgi.exchange import AWAIT_DISCONNECT, READ_BODY, HTTPExchange
 from pounce_sync.http1 import (
     CONTINUE_HEAD,
     NEED_DATA,
@@ -27,10 +27,6 @@ from pounce_sync.http1 import (
 )
 
 from .connection import Connection
-
-# Globals: an Enum member looked up through its class costs a metaclass call per request.
-_READ_BODY = ReceiveStep.READ_BODY
-_AWAIT_DISCONNECT = ReceiveStep.AWAIT_DISCONNECT
 
 
 class HTTPCycle(HTTPExchange):
@@ -73,9 +69,9 @@ class HTTPCycle(HTTPExchange):
     # -- receive ---------------------------------------------------------------
     async def receive(self) -> dict[str, Any]:
         step = self.next_receive()
-        if step is _READ_BODY:
+        if step is READ_BODY:
             return self._read_body()
-        if step is _AWAIT_DISCONNECT:
+        if step is AWAIT_DISCONNECT:
             return await self._wait_for_disconnect()
         return disconnect_message()
 

@@ -20,7 +20,7 @@ from async_pool import (
     WebSocketUpgrade,
 )
 from pounce_sync.asgi.disconnect import ClientDisconnected
-from pounce_sync.asgi.exchange import AppOutcome, log_app_error
+from pounce_sync.asgi.exchange import COMPLETE, NOT_STARTED, log_app_error
 from pounce_sync.asgi.request_id import find_or_make_request_id
 from pounce_sync.asgi.scope import (
     add_request_context,
@@ -48,7 +48,6 @@ from .coroutine_driver import CoroutineDriver, make_driver
 from .wsgi import WSGIGateway
 
 error_log = logging.getLogger("pounce_sync.error")
-_COMPLETE = AppOutcome.COMPLETE  # a global: an Enum member through its class costs a lookup
 
 
 _PROMETHEUS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
@@ -480,10 +479,10 @@ class SyncWorker:
             log_app_error(exc)
             return self._fail(cycle)
         outcome = cycle.app_returned()
-        if outcome is _COMPLETE:
+        if outcome is COMPLETE:
             return True
         outcome.log()
-        if outcome is AppOutcome.NOT_STARTED:
+        if outcome is NOT_STARTED:
             return self._fail(cycle)
         return False
 

@@ -163,6 +163,7 @@ def test_permission_denied_is_one_line_error(tmp_path: Path) -> None:
         ["--h2-max-inbound-frame-size", "16383"],
         ["--ssl-cert-reqs", "3"],
         ["--header", "no-colon"],
+        ["--header", "bad header: 1"],
         ["--health-path", "healthz"],
         ["--stream-path", "events"],
         ["--interface", "cgi"],
@@ -175,6 +176,13 @@ def test_invalid_flag_is_exit_2_and_one_line(flags: list[str]) -> None:
     line = one_line_error(result)
     assert result.returncode == 2
     assert flags[0] in line
+
+
+def test_bad_forwarded_allow_ips_names_the_bad_entry() -> None:
+    result = run_cli(*serve_args("apps:app", "--forwarded-allow-ips", "127.0.0.1,nope"))
+    line = one_line_error(result)
+    assert result.returncode == 2
+    assert "--forwarded-allow-ips" in line and "nope" in line
 
 
 # -- loading the app -------------------------------------------------------------------

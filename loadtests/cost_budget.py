@@ -48,6 +48,7 @@ from pounce_sync.worker.connection import Connection
 from pounce_sync.worker.context import Listener, ServeContext
 from pounce_sync.worker.coroutine_driver import make_driver
 from pounce_sync.worker.idle_poller import IdlePoller
+from pounce_sync.worker.reactors import Reactors
 from pounce_sync.worker.sync_worker import SyncWorker
 
 HOST = "127.0.0.1"
@@ -76,7 +77,7 @@ class Rig:
         self.ctx = ServeContext(
             config=self.config,
             app=apps.hello,
-            poller=IdlePoller(single_worker=True),  # process mode's shape: one worker thread
+            reactors=Reactors(1),  # one worker seat: its own epoll set, as every seat has
             listeners={},
             lifespan_state={},
             trusted_proxies=parse_trusted(self.config.forwarded_allow_ips),
@@ -114,7 +115,7 @@ class Rig:
 
     def close(self) -> None:
         self.worker._driver.close()  # type: ignore[union-attr]
-        self.ctx.poller.close()
+        self.ctx.reactors.close()
         for sock in (self.client, self.conn.sock, self.listener):
             sock.close()
 
@@ -149,7 +150,7 @@ def timed(
 
 # -- the stages, in the order one request meets them ------------------------------------
 def poll(rig: Rig, calls: int) -> list[int]:
-    poller = IdlePoller(single_worker=True)
+    poller = IdlePoller()
     other = socket.create_connection(rig.listener.getsockname())
     ready, _ = rig.listener.accept()
     other.sendall(b"x")  # never read: the connection stays ready
@@ -164,7 +165,7 @@ def poll(rig: Rig, calls: int) -> list[int]:
 
 
 def claim(rig: Rig, calls: int) -> list[int]:
-    poller, conn, fd = rig.ctx.poller, rig.conn, rig.conn.fd
+    poller, conn, fd = rig.worker.poller, rig.conn, rig.conn.fd
     deadline = time.monotonic() + 60
     return timed(calls, lambda i: poller.claim(fd), prepare=lambda i: poller.park(conn, deadline))
 
@@ -291,20 +292,8 @@ def finish(rig: Rig, calls: int) -> list[int]:
 
 
 def park(rig: Rig, calls: int) -> list[int]:
-    worker, poller, conn = rig.worker, rig.ctx.poller, rig.conn
+    worker, poller, conn = rig.worker, rig.worker.poller, rig.conn
     return timed(calls, lambda i: worker._park(conn), after=lambda i: poller.claim(conn.fd))
-
-
-def rearm(rig: Rig, calls: int) -> list[int]:
-    poller, conn = IdlePoller(single_worker=False), rig.conn
-    deadline = time.monotonic() + 60
-    try:
-        return timed(
-            calls, lambda i: poller.park(conn, deadline), after=lambda i: poller.claim(conn.fd)
-        )
-    finally:
-        poller.forget(conn)
-        poller.close()
 
 
 def whole(rig: Rig, calls: int) -> list[int]:
@@ -333,7 +322,6 @@ STAGES = (
     Stage("park", "SyncWorker._park: one worker, level-triggered, no syscall", park),
 )
 WHOLE = Stage("whole", "SyncWorker.dispatch, claim to park, as one call", whole)
-REARM = Stage("re-arm", "IdlePoller.park one-shot: epoll_ctl MOD (2+ threads)", rearm)
 
 
 def clock_overhead_ns(calls: int) -> float:
@@ -360,7 +348,7 @@ def budget(calls: int) -> dict[str, dict[str, float]]:
     overhead = clock_overhead_ns(calls)
     return {
         _label(stage): {kind: measure(stage, kind, calls, overhead) for kind in HEADS}
-        for stage in (*STAGES, WHOLE, REARM)
+        for stage in (*STAGES, WHOLE)
     }
 
 
@@ -382,8 +370,7 @@ def table(figures: dict[str, dict[str, float]]) -> str:
             lines.append(_line("", "  rest: HTTPCycle.send, awaits (app - its parts)", rest))
     sums = [sum(figures[_label(s)][k] for s in STAGES if s.counted) for k in HEADS]
     lines += ["-" * len(head), _line("sum", "of the stages above", sums)]
-    for stage in (WHOLE, REARM):
-        lines.append(_line(stage.name, stage.what, [figures[_label(stage)][k] for k in HEADS]))
+    lines.append(_line(WHOLE.name, WHOLE.what, [figures[_label(WHOLE)][k] for k in HEADS]))
     return "\n".join(lines)
 
 

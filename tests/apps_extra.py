@@ -23,9 +23,9 @@ async def _respond(send, status: int, body: bytes) -> None:
 async def hold(scope: Scope, receive, send) -> None:
     """/hold?SECONDS blocks its worker thread (no await) until /release or SECONDS pass.
 
-    /holding counts the requests blocked now. If $POUNCE_TEST_HOLD_MARKER names a
-    file, /hold appends a line to it once it is blocking, for tests whose only
-    worker is the one being held.
+    /holding counts the requests blocked now; /thread names the thread serving it.
+    If $POUNCE_TEST_HOLD_MARKER names a file, /hold appends a line to it once it is
+    blocking, for tests whose only worker is the one being held.
     """
     if scope["type"] == "lifespan":
         await serve_lifespan(receive, send)
@@ -51,6 +51,8 @@ async def hold(scope: Scope, receive, send) -> None:
     elif path == "/release":
         _released.set()
         await _respond(send, 200, b"ok")
+    elif path == "/thread":  # which worker thread served this request
+        await _respond(send, 200, threading.current_thread().name.encode())
     else:
         await _respond(send, 200, b"Hello, world!")
 

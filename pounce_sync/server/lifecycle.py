@@ -20,7 +20,7 @@ from pounce_sync.http1 import ParserLimits, error_response
 from pounce_sync.observe.access_log import AccessLog
 from pounce_sync.observe.metrics import MetricsLayout, SharedMetrics, ThreadMetrics
 from pounce_sync.worker.context import ConnectionCounter, Listener, ServeContext
-from pounce_sync.worker.idle_poller import IdlePoller
+from pounce_sync.worker.reactors import REBALANCE_INTERVAL, VACANT_SEAT, Reactors
 from pounce_sync.worker.streaming_paths import StreamingPaths
 from pounce_sync.worker.sync_worker import SyncWorker, start_worker_thread
 
@@ -73,7 +73,7 @@ class Server:
         self._served_lock = threading.Lock()
         # WSGI has no lifespan protocol: nothing to run, nothing to warn about.
         self.lifespan = Lifespan(app, "off" if config.interface == "wsgi" else config.lifespan)
-        self.poller = IdlePoller(single_worker=threads == 1)
+        self.reactors = Reactors(threads)
         self._shutdown_requested = threading.Event()
         # Signal handlers only set this plain flag: calling Event.set() from a handler can
         # deadlock when the signal lands while the main thread holds that Event's lock
@@ -146,7 +146,7 @@ class Server:
     def _publish_gauges(self) -> None:
         if self.metrics is not None and self.ctx is not None:
             gauges = self.metrics.process(self.process_index)
-            gauges.set_connections(self.ctx.connections.open, self.poller.parked_count)
+            gauges.set_connections(self.ctx.connections.open, self.reactors.parked_count)
             if self.pool is not None:
                 gauges.set_pool(self.pool.stats.snapshot(), self._pool_counters_before)
 
@@ -261,7 +261,7 @@ class Server:
         return ServeContext(
             config=config,
             app=self.app,
-            poller=self.poller,
+            reactors=self.reactors,
             listeners={listener.sock.fileno(): listener for listener in self.listeners},
             lifespan_state=self.lifespan.state,
             connections=ConnectionCounter(config.limit_concurrency),
@@ -294,14 +294,14 @@ class Server:
             return
         conn = ctx.adopt(client, buffered)
         deadline = time.monotonic() + self.config.timeout_keep_alive
-        self.poller.park(conn, deadline, writable=bool(buffered))
+        self.reactors.park(conn, deadline, writable=bool(buffered))
 
     def _start(self) -> None:
         assert self.ctx is not None
         assert self.pool is not None
         self.pool.start()
         for listener in self.listeners:
-            self.poller.add_listener(listener.sock)
+            self.reactors.add_listener(listener.sock)
         count = self.threads
         self.workers = [
             start_worker_thread(
@@ -318,12 +318,24 @@ class Server:
                 )
 
     def _reap(self) -> None:
-        """Close connections idle past their deadline; 408 if a request head was pending."""
+        """Close connections idle past their deadline; 408 if a request head was pending.
+
+        In between, every REBALANCE_INTERVAL, move ready connections away from workers
+        stuck in one request (Reactors.rebalance): a slow handler keeps no hostages.
+        """
         ctx = self.ctx
         assert ctx is not None
-        while not ctx.finished.wait(REAP_INTERVAL):
+        next_reap = time.monotonic() + REAP_INTERVAL
+        while not ctx.finished.wait(REBALANCE_INTERVAL):
+            # Draining too: the requests in a stuck worker's set still get their answer.
+            with self._seats_lock:
+                seats = [w if t.is_alive() else VACANT_SEAT for t, w in self.workers]
+            ctx.reactors.rebalance(seats)
             now = time.monotonic()
-            for expired in ctx.poller.pop_expired(now):
+            if now < next_reap:
+                continue
+            next_reap = now + REAP_INTERVAL
+            for expired in ctx.reactors.pop_expired(now):
                 conn = expired.connection
                 if expired.status is not None and conn.parser.has_buffered_data:
                     conn.send_nowait(error_response(expired.status))
@@ -357,7 +369,7 @@ class Server:
                 self._accept_backlog(listener)
         self._close_listeners()
         deadline = time.monotonic() + self.config.timeout_graceful_shutdown
-        self.poller.begin_drain(deadline)
+        self.reactors.begin_drain(deadline)
         # Drained twice in a row, 50 ms apart: a worker just back from epoll_wait with a
         # connection it accepted has had time to say it is busy or to park it.
         calm = 0
@@ -366,7 +378,7 @@ class Server:
             time.sleep(0.05)  # short sleeps keep the main thread responsive to a second signal
         pool.stop(max(0.0, deadline - time.monotonic()))
         ctx.finished.set()
-        self.poller.wake_all()
+        self.reactors.wake_all()
         workers = self._all_workers()
         for thread, _ in workers:
             while thread.is_alive() and time.monotonic() < deadline:
@@ -407,21 +419,21 @@ class Server:
             deadline = conn.handshake_deadline or (
                 time.monotonic() + self.config.timeout_header_read
             )
-            self.poller.park(conn, deadline, 408)
+            self.reactors.park(conn, deadline, 408)
 
     def _drained(self) -> bool:
         idle = not any(worker.busy for _, worker in self._all_workers())
-        return idle and self.poller.parked_count == 0
+        return idle and self.reactors.parked_count == 0
 
     def _close_parked(self) -> None:
         assert self.ctx is not None
-        for conn in self.poller.drain():
+        for conn in self.reactors.drain():
             conn.close()
             self.ctx.connections.release()
 
     def _close_listeners(self) -> None:
         for listener in self.listeners:
-            self.poller.remove_listener(listener.sock)
+            self.reactors.remove_listener(listener.sock)
             listener.sock.close()
             if self.primary:
                 _unlink_quietly(listener.owned_path)

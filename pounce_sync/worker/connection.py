@@ -12,9 +12,27 @@ import select
 import socket
 import ssl
 import struct
+from typing import Protocol
 
 from pounce_sync.asgi.disconnect import ClientDisconnected
 from pounce_sync.http1 import ParserLimits, RequestParser
+
+
+class Home(Protocol):
+    """The idle poller whose epoll set holds a connection (IdlePoller; typed here, as the
+    poller imports this module)."""
+
+    def park(
+        self,
+        conn: "Connection",
+        deadline: float,
+        expire_status: int | None = None,
+        *,
+        writable: bool = False,
+    ) -> None: ...
+
+    def forget(self, conn: "Connection") -> None: ...
+
 
 RECV_SIZE = 65536
 error_log = logging.getLogger("pounce_sync.error")
@@ -32,6 +50,7 @@ class Connection:
         "fd",
         "handshake_deadline",
         "head_deadline",
+        "home",
         "over_limit",
         "parser",
         "partial_record",
@@ -57,7 +76,8 @@ class Connection:
         self.server = server
         self.scheme = scheme
         self.parser = RequestParser(limits)
-        self.registered = 0  # the events armed in the idle poller's epoll set; 0: not in it
+        self.registered = 0  # the events registered in its home's epoll set; 0: in none
+        self.home: Home | None = None  # the poller whose epoll set holds it
         self.head_deadline: float | None = None
         self.over_limit = False
         self.requests = 0

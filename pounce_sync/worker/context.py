@@ -17,7 +17,7 @@ from pounce_sync.observe.access_log import AccessLog
 from pounce_sync.observe.metrics import SharedMetrics
 
 from .connection import Connection, TLSConnection
-from .idle_poller import IdlePoller
+from .reactors import Reactors
 from .streaming_paths import StreamingPaths
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class ConnectionCounter:
 class ServeContext:
     config: Config
     app: Any
-    poller: IdlePoller
+    reactors: Reactors  # one idle poller per worker seat
     listeners: dict[int, Listener]  # filled before workers start, read-only after
     lifespan_state: dict[str, Any] | None
     # Draining: accept nothing new, answer with `connection: close`, keep no idle connection.
@@ -138,7 +138,7 @@ class ServeContext:
         """Out of descriptors: stop accepting on `listener` briefly rather than spin or die."""
         if exc.errno not in _RESOURCE_ERRNOS:
             return  # the client gave up before we accepted it; nothing to pause
-        self.poller.remove_listener(listener.sock)
+        self.reactors.remove_listener(listener.sock)
         error_log.warning("accept() failed (%s); pausing accepting for %.1fs", exc, ACCEPT_PAUSE)
         with self._paused_lock:
             self._paused.append((time.monotonic() + ACCEPT_PAUSE, listener))
@@ -149,4 +149,4 @@ class ServeContext:
             self._paused[:] = [item for item in self._paused if item[0] > now]
         for _, listener in due:
             if not self.stopping.is_set():
-                self.poller.add_listener(listener.sock)
+                self.reactors.add_listener(listener.sock)

@@ -1,20 +1,18 @@
-"""Parks idle connections so they never pin a worker thread.
+"""One worker thread's reactor: parks idle connections so they never pin a worker.
 
-One epoll set is shared by all worker threads (shape (b) in docs/architecture.md). Every
-connection is armed with EPOLLONESHOT, so a readiness event wakes exactly one
-worker, and that worker owns the connection until it parks it again. Listening
-sockets are level-triggered, so accepting needs no re-arming. There is no
-user-space queue between the poller and the workers.
-
-With a single worker thread (process mode's default shape, or `--workers 1`),
-nobody else can be woken for a connection, so connections are registered
-level-triggered once and never re-armed, and one wait returns a batch of ready
-connections: two system calls fewer per request (`epoll_ctl`, most `epoll_wait`).
+Each worker thread waits on an epoll set of its own (shape (c) in docs/architecture.md),
+and `Reactors` spreads connections across the sets and moves ready ones away from a
+worker stuck in a long request. Connections are registered level-triggered once and
+never re-armed: only one thread ever waits on a set, so nobody else can be woken for
+them, and one wait hands the worker up to 64 ready connections. Listening sockets are
+in every set with EPOLLEXCLUSIVE, so a new connection wakes one idle worker.
 
 Ownership rule: a parked connection is in `_parked`; whoever removes it under
-the lock (a worker in `claim`, the reaper in `pop_expired`, shutdown in
-`drain`) owns it. The entry is added *before* the descriptor is re-armed, so a
-wake-up can never find its connection missing.
+the lock (the worker in `claim`, the reaper in `pop_expired` or `take_ready`,
+shutdown in `drain`) owns it. The entry is added *before* the descriptor is
+registered, so a wake-up can never find its connection missing. A connection is
+registered in at most one set, its `home`; other threads may park into a set
+(epoll_ctl is thread-safe), only its worker waits on it.
 
 Draining, a keep-alive connection is not closed at once: the last response on it
 promised keep-alive, so its client may be sending the next request right now, and
@@ -33,11 +31,9 @@ from dataclasses import dataclass
 
 from .connection import Connection
 
-_ONESHOT_IN = select.EPOLLIN | select.EPOLLONESHOT
-_ONESHOT_OUT = select.EPOLLOUT | select.EPOLLONESHOT
-_LEVEL_IN = select.EPOLLIN
-_LEVEL_OUT = select.EPOLLOUT
-_BATCH = 64  # ready connections one wait hands a single worker
+_READ = select.EPOLLIN
+_WRITE = select.EPOLLOUT
+_BATCH = 64  # ready connections one wait hands the worker
 _LISTEN = select.EPOLLIN | select.EPOLLEXCLUSIVE
 # Seconds a keep-alive connection stays parked once draining began. A busy client's
 # next request follows its last response within milliseconds; one second covers a
@@ -68,25 +64,22 @@ def has_input(conn: Connection) -> bool:
     return True
 
 
+Parked = tuple[Connection, float, int | None]  # (connection, deadline, status on expiry)
+
+
 class IdlePoller:
-    def __init__(self, single_worker: bool = False) -> None:
-        """`single_worker`: exactly one worker thread waits here (see the module docstring)."""
-        self._single_worker = single_worker
-        self._read_events = _LEVEL_IN if single_worker else _ONESHOT_IN
-        self._write_events = _LEVEL_OUT if single_worker else _ONESHOT_OUT
-        self._max_events = _BATCH if single_worker else 1
+    def __init__(self) -> None:
         self._epoll = select.epoll()
         self._lock = threading.Lock()
-        # fd -> (connection, deadline, status to answer on expiry)
-        self._parked: dict[int, tuple[Connection, float, int | None]] = {}
+        self._parked: dict[int, Parked] = {}  # fd -> its entry
         # Draining: (grace, graceful deadline) that cap keep-alive parking (begin_drain).
         self._drain: tuple[float, float] | None = None
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK)
-        self._epoll.register(self._wake_fd, _LEVEL_IN)
+        self._epoll.register(self._wake_fd, _READ)
 
-    # -- workers ---------------------------------------------------------------
+    # -- the worker ------------------------------------------------------------
     def wait(self, timeout: float) -> list[tuple[int, int]]:
-        return self._epoll.poll(timeout, self._max_events)
+        return self._epoll.poll(timeout, _BATCH)
 
     def park(
         self,
@@ -100,7 +93,9 @@ class IdlePoller:
 
         Draining, a keep-alive connection's deadline is capped (see begin_drain).
         """
-        events = self._write_events if writable else self._read_events
+        events = _WRITE if writable else _READ
+        if conn.home is not self and conn.home is not None:
+            conn.home.forget(conn)  # moving to this set: out of the other first
         with self._lock:
             if self._drain is not None and _is_keep_alive(conn, expire_status):
                 deadline = min(deadline, _grace_deadline(*self._drain))
@@ -109,8 +104,9 @@ class IdlePoller:
             armed = conn.registered
             if not armed:
                 conn.registered = events
+                conn.home = self
                 self._epoll.register(conn.fd, events)
-            elif armed != events or not self._single_worker:  # EPOLLONESHOT disarmed it
+            elif armed != events:
                 conn.registered = events
                 self._epoll.modify(conn.fd, events)
         except OSError:
@@ -122,18 +118,37 @@ class IdlePoller:
         return None if entry is None else entry[0]
 
     def forget(self, conn: Connection) -> None:
-        """Drop a connection a worker owns from the epoll set: it leaves for the AsyncPool."""
+        """Drop a connection its owner holds from this epoll set (to the AsyncPool, or moving)."""
         if conn.registered:
             conn.registered = 0
+            conn.home = None
             with contextlib.suppress(OSError, ValueError):
                 self._epoll.unregister(conn.fd)
+
+    def take_ready(self) -> list[tuple[Parked, bool]]:
+        """Another thread takes the parked connections with input waiting: (entry, writable).
+
+        For `Reactors.rebalance`, while this set's worker is stuck in a long request.
+        The caller owns the connections and parks them elsewhere, out of this set.
+        """
+        ready = self._epoll.poll(0, _BATCH)
+        with self._lock:
+            # None: the wake fd, a listener, or a connection its worker claimed first.
+            taken = [self._parked.pop(fd, None) for fd, _ in ready]
+        moved = []
+        for entry in filter(None, taken):
+            conn = entry[0]
+            writable = conn.registered == _WRITE
+            self.forget(conn)
+            moved.append((entry, writable))
+        return moved
 
     # -- listeners -------------------------------------------------------------
     def add_listener(self, sock: socket.socket) -> None:
         """Level-triggered and exclusive: while connections wait, some worker is woken.
 
-        EPOLLEXCLUSIVE keeps one listening socket shared by several worker processes
-        from waking every process's epoll for each connection.
+        EPOLLEXCLUSIVE keeps one listening socket shared by the sets of several worker
+        threads and processes from waking every one of them for each connection.
         """
         try:
             self._epoll.register(sock.fileno(), _LISTEN)
@@ -191,7 +206,7 @@ class IdlePoller:
         return len(self._parked)
 
     def wake_all(self) -> None:
-        """Make every worker's wait() return, now and from now on (shutdown)."""
+        """Make the worker's wait() return, now and from now on (shutdown)."""
         os.eventfd_write(self._wake_fd, 1)
 
     def close(self) -> None:

@@ -1,4 +1,4 @@
-"""A sync worker thread: wait on the shared poller, serve what is ready, park what is idle.
+"""A sync worker thread: wait on its seat's poller, serve what is ready, park what is idle.
 
 A worker serves a connection only while it has a request ready. When the
 connection goes quiet (between keep-alive requests, or in the middle of a
@@ -42,7 +42,7 @@ from pounce_sync.http1.default_fields import DefaultHeaders
 from pounce_sync.observe.metrics import ThreadMetrics
 
 from .asgi_http import HTTPCycle
-from .connection import Connection
+from .connection import Connection, Home
 from .context import Listener, ServeContext
 from .coroutine_driver import CoroutineDriver, make_driver
 from .wsgi import WSGIGateway
@@ -60,8 +60,12 @@ class SyncWorker:
         ctx: ServeContext,
         metrics: ThreadMetrics | None = None,
         max_requests: int | None = None,
+        seat: int = 0,
     ) -> None:
         self.ctx = ctx
+        self.seat = seat
+        self.poller = ctx.reactors.for_seat(seat)  # the one epoll set this thread waits on
+        self._turn = 0  # new connections go to the seats' sets in turn (_home)
         self.metrics = metrics
         self.requests_served = 0
         self.busy = False
@@ -100,7 +104,7 @@ class SyncWorker:
             driver.close()
 
     def _serve_forever(self) -> None:
-        wait, finished = self.ctx.poller.wait, self.ctx.finished
+        wait, finished = self.poller.wait, self.ctx.finished
         while not finished.is_set():
             for fd, _ in wait(1.0):
                 self.busy = True  # read by the drain, which waits for idle workers
@@ -118,12 +122,12 @@ class SyncWorker:
         return self.max_requests is not None and self.requests_served >= self.max_requests
 
     def dispatch(self, fd: int) -> None:
-        """Handle one readiness event from the shared poller."""
+        """Handle one readiness event from this seat's poller."""
         listener = self.ctx.listeners.get(fd)
         if listener is not None:
             self._accept(listener)
             return
-        conn = self.ctx.poller.claim(fd)
+        conn = self.poller.claim(fd)
         if conn is None:
             return  # the reaper or shutdown took it first
         self.current = conn
@@ -144,7 +148,7 @@ class SyncWorker:
         """Take up to ACCEPT_BATCH waiting connections; serve the last one at once.
 
         One per wake-up let new connections wait seconds behind busy ones under load.
-        The others are parked, where the poller hands them to whichever worker is free.
+        The others are parked in the seats' sets in turn (_home), for their workers.
         """
         accepted = None
         for _ in range(ACCEPT_BATCH):
@@ -183,7 +187,7 @@ class SyncWorker:
             if conn.handshake_deadline <= now:  # input kept the reaper away, but time is up
                 self._close(conn)
             else:
-                self.ctx.poller.park(conn, conn.handshake_deadline, writable=conn.wants_write)
+                self._home(conn).park(conn, conn.handshake_deadline, writable=conn.wants_write)
             return
         # A TLS record that has started to arrive is a request head on its way too.
         if conn.requests == 0 or conn.parser.has_buffered_data or conn.partial_record:
@@ -194,9 +198,18 @@ class SyncWorker:
                 # holds for a head that is trickling in.
                 self._reject(conn, 408, "request head not complete by its deadline")
                 return
-            self.ctx.poller.park(conn, conn.head_deadline, 408)
+            self._home(conn).park(conn, conn.head_deadline, 408)
         else:
-            self.ctx.poller.park(conn, now + self.config.timeout_keep_alive)
+            self._home(conn).park(conn, now + self.config.timeout_keep_alive)
+
+    def _home(self, conn: Connection) -> Home:
+        """Where `conn` parks: its set, or, new here (accepted, back from the pool), the next
+        seat's in turn, so the connections of one accept batch spread over the workers."""
+        home = conn.home
+        if home is None:
+            self._turn += 1
+            home = self.ctx.reactors.for_seat(self.seat + self._turn)
+        return home
 
     def _close(self, conn: Connection) -> None:
         conn.close()
@@ -315,7 +328,7 @@ class SyncWorker:
         if conn is not None:
             # Out of the epoll set while it streams: a level-triggered registration
             # (one worker per poller) would wake our successor for it over and over.
-            self.ctx.poller.forget(conn)
+            self.ctx.reactors.forget(conn)
         threading.current_thread().name += "-streaming"
         return metrics
 
@@ -410,7 +423,7 @@ class SyncWorker:
         """True: the pool owns `conn` now, and this thread never touches its socket again."""
         pool = self.ctx.pool
         assert pool is not None
-        self.ctx.poller.forget(conn)
+        self.ctx.reactors.forget(conn)
         if not pool.submit(handoff):
             return False
         self.ctx.connections.release()
@@ -513,7 +526,7 @@ def start_worker_thread(
     metrics: ThreadMetrics | None = None,
     max_requests: int | None = None,
 ) -> tuple[threading.Thread, SyncWorker]:
-    worker = SyncWorker(ctx, metrics, max_requests)
+    worker = SyncWorker(ctx, metrics, max_requests, seat=index - 1)
     thread = threading.Thread(target=worker.run, name=f"worker-{index}", daemon=True)
     thread.start()
     return thread, worker

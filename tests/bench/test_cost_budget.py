@@ -40,10 +40,10 @@ def test_every_stage_is_reported_for_both_heads(
     out = tmp_path / "budget.json"
     assert cost_budget.main(["--calls", "100", "--json", str(out)]) == 0
     figures = json.loads(out.read_text())["us"]
-    stages = (*cost_budget.STAGES, cost_budget.WHOLE, cost_budget.REARM)
+    stages = (*cost_budget.STAGES, cost_budget.WHOLE)
     assert set(figures) == {cost_budget._label(stage) for stage in stages}
     assert all(set(by_head) == set(cost_budget.HEADS) for by_head in figures.values())
     assert all(us >= 0 for by_head in figures.values() for us in by_head.values())
     printed = capsys.readouterr().out
-    for name in ("poll", "read", "parse", "scope", "app", "park", "sum", "whole", "re-arm"):
+    for name in ("poll", "read", "parse", "scope", "app", "park", "sum", "whole"):
         assert f"\n{name} " in printed

@@ -27,6 +27,7 @@ from pounce_sync.worker.connection import Connection
 from pounce_sync.worker.context import ServeContext
 from pounce_sync.worker.coroutine_driver import make_driver
 from pounce_sync.worker.idle_poller import IdlePoller
+from pounce_sync.worker.reactors import Reactors
 from pounce_sync.worker.streaming_paths import StreamingPaths
 from pounce_sync.worker.sync_worker import SyncWorker
 
@@ -85,11 +86,12 @@ def worker_and_pool() -> Iterator[tuple[SyncWorker, AsyncPool, IdlePoller]]:
     config = Config(access_log=False, ws_ping_interval=0)
     pool = AsyncPool(app, config, state=None, trusted_proxies=None, resume=None)
     pool.start()
-    poller = IdlePoller()
+    reactors = Reactors(1)
+    poller = reactors.for_seat(0)
     ctx = ServeContext(
         config=config,
         app=app,
-        poller=poller,
+        reactors=reactors,
         listeners={},
         lifespan_state=None,
         pool=pool,

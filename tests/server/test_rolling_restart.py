@@ -33,6 +33,7 @@ class Load:
     # the listen queue's, when the last listener closes (see the SIGTERM test).
     failed_first: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # a reconnect found no listener
+    serving: list[str] = field(default_factory=list)  # one per client that was answered
 
 
 def _open(srv: ServerProcess, load: Load) -> http.client.HTTPConnection | None:
@@ -49,6 +50,7 @@ def _open(srv: ServerProcess, load: Load) -> http.client.HTTPConnection | None:
 def _client(srv: ServerProcess, load: Load) -> None:
     conn = _open(srv, load)
     served, last = 0, time.monotonic()  # on this connection; for the failure message
+    answered_once = False
     while conn is not None and not load.done.is_set():
         try:
             conn.request("GET", "/pid")
@@ -64,6 +66,9 @@ def _client(srv: ServerProcess, load: Load) -> None:
             served, last = 0, time.monotonic()
             continue
         load.answered.append(pid)
+        if not answered_once:
+            answered_once = True
+            load.serving.append(threading.current_thread().name)
         served, last = served + 1, time.monotonic()
         if response.will_close:
             load.told_to_close.append(pid)
@@ -81,6 +86,8 @@ def _start_load(srv: ServerProcess) -> tuple[Load, list[threading.Thread]]:
     ]
     for thread in threads:
         thread.start()
+    # Every client served once: one that connects only after a SIGTERM is refused at once.
+    _wait_for(lambda: len(load.serving) == CLIENTS, timeout=TIMEOUT)
     _wait_for(lambda: len(load.answered) >= 2 * CLIENTS, timeout=TIMEOUT)
     return load, threads
 

@@ -73,23 +73,71 @@ def test_app_that_is_not_callable_is_one_line_error(tmp_path: Path) -> None:
     assert "not callable" in line
 
 
-def test_app_module_raising_at_import_is_one_line_error(tmp_path: Path) -> None:
-    (tmp_path / "explodes_at_import.py").write_text("raise RuntimeError('kaboom at import time')\n")
+IMPORT_FAILURES = {
+    "multi-line message": (
+        "import explodes_helper\n",
+        "def check():\n"
+        "    raise RuntimeError('kaboom at import time\\n  second line')\n"
+        "\n"
+        "check()\n",
+        "RuntimeError: kaboom at import time | second line",
+        "explodes_helper.py:2",
+    ),
+    "raised in the standard library": (
+        "import explodes_helper\n",
+        "import json\n\njson.loads('{')\n",
+        "JSONDecodeError: Expecting property name",
+        "explodes_helper.py:3",  # the app's call, not json's own line
+    ),
+    "syntax error": (
+        "import explodes_helper\n",
+        "x = (\n",
+        "SyntaxError: '(' was never closed",
+        "explodes_helper.py:1",
+    ),
+}
+
+
+def write_import_failure(where: Path, case: str) -> None:
+    app_module, helper, _, _ = IMPORT_FAILURES[case]
+    (where / "explodes_at_import.py").write_text(app_module)
+    (where / "explodes_helper.py").write_text(helper)
+
+
+@pytest.mark.parametrize("case", IMPORT_FAILURES)
+def test_app_module_raising_at_import_is_one_line_error(tmp_path: Path, case: str) -> None:
+    """The message as written (no repr, no literal \\n) and the app's line that raised."""
+    write_import_failure(tmp_path, case)
     line = one_line_error(
         run_cli(*serve_args("explodes_at_import:app", "--app-dir", str(tmp_path)))
     )
-    assert "kaboom at import time" in line
+    _, _, message, location = IMPORT_FAILURES[case]
+    assert f'error while importing "explodes_at_import": {message}' in line
+    assert line.endswith(f"({tmp_path / location})")
+
+
+def test_import_failure_traceback_is_logged_at_debug(tmp_path: Path) -> None:
+    write_import_failure(tmp_path, "multi-line message")
+    result = run_cli(
+        *serve_args("explodes_at_import:app", "--app-dir", str(tmp_path), "--log-level", "debug")
+    )
+    assert result.returncode != 0
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "raise RuntimeError('kaboom at import time" in result.stderr  # the source line
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("pounce-sync: error: ") and "kaboom at import time" in last
 
 
 def test_app_module_with_missing_dependency_names_the_dependency(tmp_path: Path) -> None:
     (tmp_path / "needs_missing_dep.py").write_text("import no_such_dependency_xyz\n")
     line = one_line_error(run_cli(*serve_args("needs_missing_dep:app", "--app-dir", str(tmp_path))))
-    assert "no_such_dependency_xyz" in line
+    assert "No module named 'no_such_dependency_xyz'" in line
+    assert line.endswith(f"({tmp_path / 'needs_missing_dep.py'}:1)")
 
 
 def test_failing_factory_is_one_line_error() -> None:
     line = one_line_error(run_cli(*serve_args("apps:app", "--factory")))
-    assert "apps:app" in line
+    assert 'factory "apps:app" failed: TypeError: app() missing 3 required' in line
 
 
 def test_port_in_use_is_one_line_error() -> None:

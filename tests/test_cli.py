@@ -3,6 +3,7 @@
 Every server here is a real `python -m pounce_sync` process on 127.0.0.1.
 """
 
+import ast
 import ctypes
 import json
 import os
@@ -15,6 +16,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
+from pounce_sync.version import __version__
 
 from .http_client import get_new
 from .server_process import TESTS_DIR, running_server
@@ -224,6 +227,101 @@ def test_invalid_flag_is_exit_2_and_one_line(flags: list[str]) -> None:
     line = one_line_error(result)
     assert result.returncode == 2
     assert flags[0] in line
+
+
+# -- uvicorn's flags, and no abbreviations ------------------------------------------------
+
+UVICORN_FLAGS = [
+    (["--http", "h11"], "--http2"),
+    (["--http=httptools"], "--http2"),
+    (["--ws", "websockets"], "--no-ws refuses them"),
+    (["--ws=wsproto"], "--no-ws refuses them"),
+    (["--no-ws", "none"], "takes no value"),
+    (["--ws-per-message-deflate", "false"], "--no-ws-per-message-deflate turns it off"),
+    (["--loop", "uvloop"], "--coroutine-driver"),
+    (["--env-file", ".env"], "EnvironmentFile="),
+    (["--use-colors"], "--log-config"),
+    (["--no-use-colors"], "never coloured"),
+    (["--h11-max-incomplete-event-size", "16384"], "--limit-request-headers-size"),
+    (["--timeout-notify", "30"], "meaningless here"),
+    (["--timeout-worker-healthcheck", "5"], "meaningless here"),
+    (["--ws-max-queue", "32"], "--ws-max-size"),
+    (["--reload-delay", "0.5"], "every 0.25 s"),
+    (["--ssl-version", "2"], "TLS 1.2"),
+]
+
+
+@pytest.mark.parametrize(
+    ("flags", "hint"), UVICORN_FLAGS, ids=[" ".join(f) for f, _ in UVICORN_FLAGS]
+)
+def test_uvicorn_flag_without_a_counterpart_gets_a_hint(flags: list[str], hint: str) -> None:
+    """Not read as another flag or as the app: one line naming the flag and what to use."""
+    result = run_cli(*serve_args("apps:app", *flags))
+    line = one_line_error(result)
+    assert result.returncode == 2
+    assert line.startswith(f"pounce-sync: error: {flags[0].partition('=')[0]}")
+    assert hint in line
+
+
+@pytest.mark.parametrize(
+    ("command", "abbreviated"),
+    [
+        # The invalid port makes the server exit at once where the abbreviation is taken.
+        (["--work", "2", "--port", "70000"], "--work"),
+        (["--timeout-keep", "5", "--port", "70000"], "--timeout-keep"),
+        (["bench", "--dur", "0"], "--dur"),  # taken, --duration 0 is out of range
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else value,
+)
+def test_flags_cannot_be_abbreviated(command: list[str], abbreviated: str) -> None:
+    result = run_cli(*command)
+    line = one_line_error(result)
+    assert result.returncode == 2
+    assert f"unrecognized arguments: {abbreviated}" in line
+
+
+def test_hints_quote_the_numbers_the_code_uses() -> None:
+    from async_pool.websocket import INBOX_LIMIT
+    from pounce_sync.server.reload import POLL_INTERVAL
+    from pounce_sync.server.restart_budget import RESTART_LIMIT, RESTART_WINDOW
+    from pounce_sync.uvicorn_flags import UVICORN_ONLY
+
+    assert f"at most {INBOX_LIMIT} messages" in UVICORN_ONLY["--ws-max-queue"].hint
+    assert f"every {POLL_INTERVAL} s" in UVICORN_ONLY["--reload-delay"].hint
+    restarts = f"at most {RESTART_LIMIT} restarts in {RESTART_WINDOW:g} s"
+    assert restarts in UVICORN_ONLY["--timeout-worker-healthcheck"].hint
+
+
+def _parser_calls(path: Path) -> list[ast.Call]:
+    calls = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in ("ArgumentParser", "_OneLineParser"):
+                calls.append(node)
+    return calls
+
+
+def test_every_argparse_parser_refuses_abbreviations() -> None:
+    """Prefix matching read --http as --http2; no parser of the project may do it."""
+    root = TESTS_DIR.parent
+    found = 0
+    for path in [*root.glob("pounce_sync/**/*.py"), *root.glob("loadtests/*.py")]:
+        for call in _parser_calls(path):
+            found += 1
+            options = {kw.arg: kw.value for kw in call.keywords}
+            value = options.get("allow_abbrev")
+            assert isinstance(value, ast.Constant) and value.value is False, (
+                f"{path.relative_to(root)}:{call.lineno}: ArgumentParser without allow_abbrev=False"
+            )
+    assert found >= 2  # the server's and the bench's at least
+
+
+def test_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"pounce-sync {__version__} on ")
 
 
 def test_bad_forwarded_allow_ips_names_the_bad_entry() -> None:

@@ -19,6 +19,12 @@ from .config import Config, ConfigError, choices, flag_for
 from .uvicorn_flags import CLICK_BOOLEANS, UVICORN_ONLY, UVICORN_WS_VALUES, switch_hint
 from .version import __version__
 
+_EPILOG = (
+    "Subcommand: pounce-sync bench [APP] [options] serves an app in thread mode and in "
+    "process mode, drives it with wrk and compares req/s, p99 latency and memory "
+    "(pounce-sync bench --help)."
+)
+
 
 class _OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
@@ -50,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(
         prog="pounce-sync",
         description="Serve an ASGI or WSGI application on blocking worker threads.",
+        epilog=_EPILOG,
         allow_abbrev=False,
     )
     _add_setting_flags(parser)

@@ -447,11 +447,14 @@ def test_running_out_of_descriptors_slows_accepting_but_does_not_crash() -> None
 
 
 def test_help_lists_every_flag() -> None:
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [sys.executable, "-m", "pounce_sync", "--help"], capture_output=True, text=True, timeout=30
-    )
+    result = run_cli("--help")
     assert result.returncode == 0, result.stderr
     assert "--access-log-format" in result.stdout and "%(h)s" in result.stdout
+
+
+def test_help_names_the_bench_subcommand() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0, result.stderr
+    assert "pounce-sync bench" in " ".join(result.stdout.split())  # however it is wrapped
+    bench = run_cli("bench", "--help")
+    assert bench.returncode == 0 and bench.stdout.startswith("usage: pounce-sync bench")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ..http_client import request
+from ..http_client import ResponseReader, request
 from ..server_process import running_server
 
 GET = b"GET /logged?x=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
@@ -194,3 +194,37 @@ def test_a_bad_file_is_a_one_line_error(tmp_path: Path, name: str, text, reason:
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"pounce-sync: error: --log-config {path}: ")
     assert reason in result.stderr
+
+
+# -- --log-level debug: lifespan and connection events ------------------------------------
+
+DEBUG_EVENTS = (
+    "ASGI lifespan: startup complete",
+    "ASGI lifespan: shutdown complete",
+    "Connection from 127.0.0.1:",
+    "closed after 1 request(s)",
+)
+
+
+def _serve_two_connections(*args: str) -> str:
+    """One request on each of two connections, then a clean stop; all of stderr."""
+    with running_server("--no-access-log", *args) as srv:
+        assert request(srv, GET).status == 200  # the server closes: Connection: close
+        with srv.connect() as sock:  # the client closes after its answer
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert ResponseReader(sock).read_response().status == 200
+        assert srv.stop() == 0
+    return srv.stderr
+
+
+def test_debug_logs_lifespan_and_connection_events() -> None:
+    stderr = _serve_two_connections("--log-level", "debug")
+    for event in DEBUG_EVENTS:
+        assert event in stderr, f"{event!r} not logged:\n{stderr}"
+    assert stderr.count(" open (http)") == 2
+    assert stderr.count("ASGI lifespan: startup sent, waiting for the application") == 1
+
+
+def test_info_logs_none_of_them() -> None:
+    stderr = _serve_two_connections()
+    assert not [event for event in DEBUG_EVENTS if event in stderr], stderr

@@ -99,7 +99,7 @@ def bounded(low: int, high: int) -> Callable[[str], int]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument(
         "--setup",
         action="store_true",

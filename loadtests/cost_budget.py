@@ -407,7 +407,7 @@ def on_a_worker_thread(measure: Callable[[int], T], calls: int) -> T:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--calls", type=int, default=20_000, help="timed calls per stage and head")
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args(argv)

@@ -78,7 +78,7 @@ class Result:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--requests", type=bounded(100, 500_000), default=20_000, help="h2load -n")
     p.add_argument("--clients", type=bounded(1, 200), default=10, help="h2load -c")
     p.add_argument("--streams", type=bounded(1, 100), default=10, help="h2load -m")

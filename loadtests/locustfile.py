@@ -4,6 +4,7 @@ wrk measures how fast one request can be repeated; these profiles check that a m
 clients behaves: people reading pages with pauses, API clients writing and reading back,
 large uploads and SSE subscribers holding a stream, all at once.
 
+    .venv/bin/pip install -e '.[loadtest]'     # locust, into a GIL venv
     pounce-sync --app-dir loadtests demo_app:app
     .venv/bin/locust -f loadtests/locustfile.py --headless -u 50 -r 10 -t 30s \\
         -H http://127.0.0.1:8000

@@ -80,7 +80,7 @@ class Verdict:
 
 
 def parse_args(argv: list[str] | None) -> Plan:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--threads-mode", action="store_true", help="thread mode instead of process")
     p.add_argument("--python", default=sys.executable, help="interpreter for the server")
     p.add_argument("--workers", type=int, choices=range(1, 9), default=2)

@@ -92,7 +92,7 @@ def server_argv(python: str, port: int, workers: int, mode: str) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--python", default=str(HERE.parent / ".venv" / "bin" / "python"))
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--messages", type=int, default=200)

@@ -1,18 +1,45 @@
-"""Command line: flags derived from `Config` fields, errors as one line and exit 2."""
+"""Command line: flags derived from `Config` fields, errors as one line and exit 2.
+
+No flag may be abbreviated: argparse's prefix matching read uvicorn's `--http h11`
+as `--http2` and an app named `h11`. uvicorn's flags with no counterpart here are
+refused with a hint (`uvicorn_flags.py`).
+"""
 
 import argparse
+import platform
 import sys
+import sysconfig
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import MISSING, fields
 from typing import Any, NoReturn
 
 from .config import Config, ConfigError, choices, flag_for
+from .uvicorn_flags import CLICK_BOOLEANS, UVICORN_ONLY, UVICORN_WS_VALUES, switch_hint
+from .version import __version__
+
+_EPILOG = (
+    "Subcommand: pounce-sync bench [APP] [options] serves an app in thread mode and in "
+    "process mode, drives it with wrk and compares req/s, p99 latency and memory "
+    "(pounce-sync bench --help)."
+)
 
 
 class _OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class _Refused(argparse.Action):
+    """A uvicorn flag with no counterpart here: parsing stops with its hint."""
+
+    def __init__(self, option_strings: list[str], dest: str, hint: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, default=argparse.SUPPRESS, **kwargs)
+        self.hint = hint
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> NoReturn:
+        parser.error(f"{self.option_strings[0]}: {self.hint}")
 
 
 def _base_type(annotation: Any) -> type:
@@ -29,7 +56,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(
         prog="pounce-sync",
         description="Serve an ASGI or WSGI application on blocking worker threads.",
+        epilog=_EPILOG,
+        allow_abbrev=False,
     )
+    _add_setting_flags(parser)
+    for flag, foreign in UVICORN_ONLY.items():
+        nargs = "?" if foreign.takes_value else 0  # "?": the value goes with the flag
+        parser.add_argument(
+            flag, action=_Refused, nargs=nargs, hint=foreign.hint, help=argparse.SUPPRESS
+        )
+    parser.add_argument("--version", action="version", version=_version())
+    return parser
+
+
+def _version() -> str:
+    build = " (free-threaded build)" if sysconfig.get_config_var("Py_GIL_DISABLED") else ""
+    python = f"{platform.python_implementation()} {platform.python_version()}{build}"
+    return f"pounce-sync {__version__} on {python}"
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per `Config` field, its type, default, choices and help from the field."""
     hints = typing.get_type_hints(Config)
     for f in fields(Config):
         help_text = f.metadata["help"].replace("%", "%%")  # argparse formats help with %
@@ -56,11 +103,39 @@ def build_parser() -> argparse.ArgumentParser:
                 metavar=f.name.upper(),
                 help=f"{help_text} (default: {default})",
             )
-    return parser
+
+
+def _switches(parser: argparse.ArgumentParser) -> set[str]:
+    """Our boolean flags, both spellings: they take no value."""
+    return {
+        flag
+        for action in parser._actions
+        if isinstance(action, argparse.BooleanOptionalAction)
+        for flag in action.option_strings
+    }
+
+
+def refuse_switch_values(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """uvicorn's `--ws wsproto` or `--ws-per-message-deflate false`: our switches take no value.
+
+    Left to argparse, the value would become the APP argument. A word that could be
+    an app (it has a colon) is left alone.
+    """
+    switches = _switches(parser)
+    for flag, following in zip(argv, [*argv[1:], ""], strict=True):
+        if flag == "--":
+            return
+        name, equals, value = flag.partition("=")
+        value = value if equals else following
+        values = UVICORN_WS_VALUES if name in ("--ws", "--no-ws") else CLICK_BOOLEANS
+        if name in switches and (equals or value.lower() in values):
+            parser.error(f"{name} {switch_hint(name)}")
 
 
 def config_from_args(argv: list[str] | None = None) -> Config:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    refuse_switch_values(parser, argv)
     settings = vars(parser.parse_args(argv))
     for name, value in settings.items():
         if isinstance(value, list):  # repeatable flags collect lists; Config holds tuples

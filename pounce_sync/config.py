@@ -276,8 +276,9 @@ class Config:
     )
     log_config: str | None = setting(
         None,
-        "Logging configuration for logging.config: a .json or .yaml/.yml dictConfig file, "
-        "or an .ini fileConfig file. Replaces the built-in handlers.",
+        "Logging configuration for logging.config: a .json or .yaml/.yml (needs PyYAML) "
+        "dictConfig file, or an .ini fileConfig file. Replaces the built-in handlers: the "
+        "pounce_sync.error and pounce_sync.access loggers propagate to what it sets up.",
     )
     log_level: LogLevel = setting("info", "Log level.")
     server_header: bool = setting(True, "Send a Server header.")

@@ -3,6 +3,7 @@
 from dataclasses import fields
 
 from .config import Config, choices, flag_for
+from .uvicorn_flags import UVICORN_ONLY
 
 _HEADER = """# Settings
 
@@ -32,7 +33,27 @@ def render() -> str:
         if allowed := choices(f.name):
             help_text += " One of: " + ", ".join(f"`{c}`" for c in allowed) + "."
         rows.append(f"| {_flag(f.name, default)} | {shown} | {help_text} |")
-    return _HEADER + "\n".join(rows) + "\n"
+    return _HEADER + "\n".join(rows) + "\n" + _uvicorn_section()
+
+
+_UVICORN_HEADER = """
+## Coming from uvicorn
+
+uvicorn's flags mostly have the same name here (`--app-dir`, `--workers`,
+`--log-config`, `--proxy-headers`, ...). Boolean settings take no value:
+`--ws-per-message-deflate false` is `--no-ws-per-message-deflate`, and `--ws`
+/ `--no-ws` only turns WebSocket on or off (it always runs on wsproto). No flag
+may be abbreviated. These uvicorn flags have no counterpart; each is refused
+with this answer and exit code 2:
+
+| uvicorn flag | answer |
+|---|---|
+"""
+
+
+def _uvicorn_section() -> str:
+    rows = [f"| `{flag}` | {foreign.hint} |" for flag, foreign in UVICORN_ONLY.items()]
+    return _UVICORN_HEADER + "\n".join(rows) + "\n"
 
 
 if __name__ == "__main__":

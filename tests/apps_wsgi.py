@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -165,6 +166,10 @@ def app(environ: Environ, start_response: StartResponse) -> Any:
     if path == "/bad-status":
         start_response("OK", TEXT)
         return [b""]
+    if path == "/cookie":  # headers as Django's handler gives them: a cookie with a space first
+        cookie = SimpleCookie({"csrftoken": "abc"})["csrftoken"].output(header="")
+        start_response("200 OK", [*TEXT, ("Set-Cookie", cookie), ("X-Padded", "\t padded \t")])
+        return [b"cookie"]
     if path == "/connection-close":
         start_response("200 OK", [*TEXT, ("Connection", "close")])
         return [b"bye"]

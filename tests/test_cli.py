@@ -3,6 +3,7 @@
 Every server here is a real `python -m pounce_sync` process on 127.0.0.1.
 """
 
+import ast
 import ctypes
 import json
 import os
@@ -15,6 +16,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
+from pounce_sync.version import __version__
 
 from .http_client import get_new
 from .server_process import TESTS_DIR, running_server
@@ -73,23 +76,71 @@ def test_app_that_is_not_callable_is_one_line_error(tmp_path: Path) -> None:
     assert "not callable" in line
 
 
-def test_app_module_raising_at_import_is_one_line_error(tmp_path: Path) -> None:
-    (tmp_path / "explodes_at_import.py").write_text("raise RuntimeError('kaboom at import time')\n")
+IMPORT_FAILURES = {
+    "multi-line message": (
+        "import explodes_helper\n",
+        "def check():\n"
+        "    raise RuntimeError('kaboom at import time\\n  second line')\n"
+        "\n"
+        "check()\n",
+        "RuntimeError: kaboom at import time | second line",
+        "explodes_helper.py:2",
+    ),
+    "raised in the standard library": (
+        "import explodes_helper\n",
+        "import json\n\njson.loads('{')\n",
+        "JSONDecodeError: Expecting property name",
+        "explodes_helper.py:3",  # the app's call, not json's own line
+    ),
+    "syntax error": (
+        "import explodes_helper\n",
+        "x = (\n",
+        "SyntaxError: '(' was never closed",
+        "explodes_helper.py:1",
+    ),
+}
+
+
+def write_import_failure(where: Path, case: str) -> None:
+    app_module, helper, _, _ = IMPORT_FAILURES[case]
+    (where / "explodes_at_import.py").write_text(app_module)
+    (where / "explodes_helper.py").write_text(helper)
+
+
+@pytest.mark.parametrize("case", IMPORT_FAILURES)
+def test_app_module_raising_at_import_is_one_line_error(tmp_path: Path, case: str) -> None:
+    """The message as written (no repr, no literal \\n) and the app's line that raised."""
+    write_import_failure(tmp_path, case)
     line = one_line_error(
         run_cli(*serve_args("explodes_at_import:app", "--app-dir", str(tmp_path)))
     )
-    assert "kaboom at import time" in line
+    _, _, message, location = IMPORT_FAILURES[case]
+    assert f'error while importing "explodes_at_import": {message}' in line
+    assert line.endswith(f"({tmp_path / location})")
+
+
+def test_import_failure_traceback_is_logged_at_debug(tmp_path: Path) -> None:
+    write_import_failure(tmp_path, "multi-line message")
+    result = run_cli(
+        *serve_args("explodes_at_import:app", "--app-dir", str(tmp_path), "--log-level", "debug")
+    )
+    assert result.returncode != 0
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "raise RuntimeError('kaboom at import time" in result.stderr  # the source line
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("pounce-sync: error: ") and "kaboom at import time" in last
 
 
 def test_app_module_with_missing_dependency_names_the_dependency(tmp_path: Path) -> None:
     (tmp_path / "needs_missing_dep.py").write_text("import no_such_dependency_xyz\n")
     line = one_line_error(run_cli(*serve_args("needs_missing_dep:app", "--app-dir", str(tmp_path))))
-    assert "no_such_dependency_xyz" in line
+    assert "No module named 'no_such_dependency_xyz'" in line
+    assert line.endswith(f"({tmp_path / 'needs_missing_dep.py'}:1)")
 
 
 def test_failing_factory_is_one_line_error() -> None:
     line = one_line_error(run_cli(*serve_args("apps:app", "--factory")))
-    assert "apps:app" in line
+    assert 'factory "apps:app" failed: TypeError: app() missing 3 required' in line
 
 
 def test_port_in_use_is_one_line_error() -> None:
@@ -176,6 +227,101 @@ def test_invalid_flag_is_exit_2_and_one_line(flags: list[str]) -> None:
     line = one_line_error(result)
     assert result.returncode == 2
     assert flags[0] in line
+
+
+# -- uvicorn's flags, and no abbreviations ------------------------------------------------
+
+UVICORN_FLAGS = [
+    (["--http", "h11"], "--http2"),
+    (["--http=httptools"], "--http2"),
+    (["--ws", "websockets"], "--no-ws refuses them"),
+    (["--ws=wsproto"], "--no-ws refuses them"),
+    (["--no-ws", "none"], "takes no value"),
+    (["--ws-per-message-deflate", "false"], "--no-ws-per-message-deflate turns it off"),
+    (["--loop", "uvloop"], "--coroutine-driver"),
+    (["--env-file", ".env"], "EnvironmentFile="),
+    (["--use-colors"], "--log-config"),
+    (["--no-use-colors"], "never coloured"),
+    (["--h11-max-incomplete-event-size", "16384"], "--limit-request-headers-size"),
+    (["--timeout-notify", "30"], "meaningless here"),
+    (["--timeout-worker-healthcheck", "5"], "meaningless here"),
+    (["--ws-max-queue", "32"], "--ws-max-size"),
+    (["--reload-delay", "0.5"], "every 0.25 s"),
+    (["--ssl-version", "2"], "TLS 1.2"),
+]
+
+
+@pytest.mark.parametrize(
+    ("flags", "hint"), UVICORN_FLAGS, ids=[" ".join(f) for f, _ in UVICORN_FLAGS]
+)
+def test_uvicorn_flag_without_a_counterpart_gets_a_hint(flags: list[str], hint: str) -> None:
+    """Not read as another flag or as the app: one line naming the flag and what to use."""
+    result = run_cli(*serve_args("apps:app", *flags))
+    line = one_line_error(result)
+    assert result.returncode == 2
+    assert line.startswith(f"pounce-sync: error: {flags[0].partition('=')[0]}")
+    assert hint in line
+
+
+@pytest.mark.parametrize(
+    ("command", "abbreviated"),
+    [
+        # The invalid port makes the server exit at once where the abbreviation is taken.
+        (["--work", "2", "--port", "70000"], "--work"),
+        (["--timeout-keep", "5", "--port", "70000"], "--timeout-keep"),
+        (["bench", "--dur", "0"], "--dur"),  # taken, --duration 0 is out of range
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else value,
+)
+def test_flags_cannot_be_abbreviated(command: list[str], abbreviated: str) -> None:
+    result = run_cli(*command)
+    line = one_line_error(result)
+    assert result.returncode == 2
+    assert f"unrecognized arguments: {abbreviated}" in line
+
+
+def test_hints_quote_the_numbers_the_code_uses() -> None:
+    from async_pool.websocket import INBOX_LIMIT
+    from pounce_sync.server.reload import POLL_INTERVAL
+    from pounce_sync.server.restart_budget import RESTART_LIMIT, RESTART_WINDOW
+    from pounce_sync.uvicorn_flags import UVICORN_ONLY
+
+    assert f"at most {INBOX_LIMIT} messages" in UVICORN_ONLY["--ws-max-queue"].hint
+    assert f"every {POLL_INTERVAL} s" in UVICORN_ONLY["--reload-delay"].hint
+    restarts = f"at most {RESTART_LIMIT} restarts in {RESTART_WINDOW:g} s"
+    assert restarts in UVICORN_ONLY["--timeout-worker-healthcheck"].hint
+
+
+def _parser_calls(path: Path) -> list[ast.Call]:
+    calls = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in ("ArgumentParser", "_OneLineParser"):
+                calls.append(node)
+    return calls
+
+
+def test_every_argparse_parser_refuses_abbreviations() -> None:
+    """Prefix matching read --http as --http2; no parser of the project may do it."""
+    root = TESTS_DIR.parent
+    found = 0
+    for path in [*root.glob("pounce_sync/**/*.py"), *root.glob("loadtests/*.py")]:
+        for call in _parser_calls(path):
+            found += 1
+            options = {kw.arg: kw.value for kw in call.keywords}
+            value = options.get("allow_abbrev")
+            assert isinstance(value, ast.Constant) and value.value is False, (
+                f"{path.relative_to(root)}:{call.lineno}: ArgumentParser without allow_abbrev=False"
+            )
+    assert found >= 2  # the server's and the bench's at least
+
+
+def test_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"pounce-sync {__version__} on ")
 
 
 def test_bad_forwarded_allow_ips_names_the_bad_entry() -> None:
@@ -301,11 +447,14 @@ def test_running_out_of_descriptors_slows_accepting_but_does_not_crash() -> None
 
 
 def test_help_lists_every_flag() -> None:
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [sys.executable, "-m", "pounce_sync", "--help"], capture_output=True, text=True, timeout=30
-    )
+    result = run_cli("--help")
     assert result.returncode == 0, result.stderr
     assert "--access-log-format" in result.stdout and "%(h)s" in result.stdout
+
+
+def test_help_names_the_bench_subcommand() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0, result.stderr
+    assert "pounce-sync bench" in " ".join(result.stdout.split())  # however it is wrapped
+    bench = run_cli("bench", "--help")
+    assert bench.returncode == 0 and bench.stdout.startswith("usage: pounce-sync bench")

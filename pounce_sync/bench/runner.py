@@ -135,6 +135,7 @@ def _url_path(text: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = _OneLineParser(
         prog="pounce-sync bench",
+        allow_abbrev=False,
         description="Thread mode against process mode: req/s, p99 and memory, with wrk.",
     )
     p.add_argument("app", nargs="?", default=DEFAULT_APP, help="module:attribute to serve")

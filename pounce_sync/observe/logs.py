@@ -1,7 +1,12 @@
 """Logging set-up: errors to stderr, access lines to stdout, thread names in both.
 
-`--log-config` files are applied on top, so a file that configures only some
-loggers keeps the built-in handlers for the others.
+The server logs to two loggers, `pounce_sync.error` (start-up, shutdown, failures;
+uvicorn's `uvicorn.error`) and `pounce_sync.access` (one line per request;
+uvicorn's `uvicorn.access`). A `--log-config` file replaces the built-in handlers:
+both loggers then have none of their own and propagate, so a file that
+configures only the root logger receives everything, as with uvicorn.
+`--log-level` still sets both loggers' level; a file that names them may set
+its own.
 """
 
 import json
@@ -14,6 +19,8 @@ from typing import Any
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
 
+ERROR_LOGGER = "pounce_sync.error"
+ACCESS_LOGGER = "pounce_sync.access"
 _FORMAT = "%(asctime)s [%(levelname)s] [%(threadName)s] %(message)s"
 
 
@@ -22,23 +29,34 @@ class LogConfigError(Exception):
 
 
 def configure_logging(level: str, log_config: str | None = None) -> None:
-    """The built-in handlers at `level`, then the `log_config` file if one is given."""
-    _configure_builtin(level)
-    if log_config is not None:
+    """The built-in handlers at `level`, or the `log_config` file in their place."""
+    numeric = TRACE if level == "trace" else getattr(logging, level.upper())
+    if log_config is None:
+        _configure_builtin(numeric)
+    else:
+        _hand_over(numeric)
         _apply_config_file(Path(log_config))
 
 
-def _configure_builtin(level: str) -> None:
-    numeric = TRACE if level == "trace" else getattr(logging, level.upper())
+def _configure_builtin(level: int) -> None:
     formatter = logging.Formatter(_FORMAT)
-    for name, stream in (("pounce_sync.error", sys.stderr), ("pounce_sync.access", sys.stdout)):
+    for name, stream in ((ERROR_LOGGER, sys.stderr), (ACCESS_LOGGER, sys.stdout)):
         logger = logging.getLogger(name)
         logger.handlers.clear()
         handler = logging.StreamHandler(stream)
         handler.setFormatter(formatter)
         logger.addHandler(handler)
-        logger.setLevel(numeric)
+        logger.setLevel(level)
         logger.propagate = False
+
+
+def _hand_over(level: int) -> None:
+    """Our loggers without handlers of their own, propagating to what the file sets up."""
+    for name in (ERROR_LOGGER, ACCESS_LOGGER):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.setLevel(level)
+        logger.propagate = True
 
 
 def _apply_config_file(path: Path) -> None:

@@ -339,8 +339,7 @@ class Server:
                 conn = expired.connection
                 if expired.status is not None and conn.parser.has_buffered_data:
                     conn.send_nowait(error_response(expired.status))
-                conn.close()
-                ctx.connections.release()
+                ctx.close_connection(conn, "idle past its deadline")
             ctx.resume_paused_listeners(now)
 
     # -- shutdown --------------------------------------------------------------
@@ -428,8 +427,7 @@ class Server:
     def _close_parked(self) -> None:
         assert self.ctx is not None
         for conn in self.reactors.drain():
-            conn.close()
-            self.ctx.connections.release()
+            self.ctx.close_connection(conn, "at shutdown")
 
     def _close_listeners(self) -> None:
         for listener in self.listeners:

@@ -35,19 +35,25 @@ class Lifespan:
             return
         self._thread.start()
         self._ready.wait()
+        error_log.debug("ASGI lifespan: startup sent, waiting for the application")
         self._put({"type": "lifespan.startup"})
         self._started.wait()
         if self._failure is not None:
             raise LifespanFailure(self._failure)
+        if self._supported:
+            error_log.debug("ASGI lifespan: startup complete")
 
     def shutdown(self, timeout: float) -> bool:
         """Run lifespan shutdown; False if the app reported a failure."""
         if self.mode == "off" or not self._supported or not self._thread.is_alive():
             return self._failure is None
+        error_log.debug("ASGI lifespan: shutdown sent, waiting for the application")
         self._put({"type": "lifespan.shutdown"})
         if not self._stopped.wait(timeout):
             error_log.error("lifespan shutdown did not complete within %.1fs", timeout)
             return False
+        if self._failure is None:
+            error_log.debug("ASGI lifespan: shutdown complete")
         return self._failure is None
 
     def _put(self, message: dict[str, Any]) -> None:

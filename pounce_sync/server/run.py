@@ -39,6 +39,8 @@ def run_config(config: Config, app: Any = None) -> int:
         config = replace(config, interface=interface)
         listeners = bind_listeners(config)
     except (LogConfigError, AppImportError, BindError, TLSConfigError) as exc:
+        if exc.__cause__ is not None:  # the whole traceback, at --log-level debug only
+            error_log.debug("Start-up failed", exc_info=exc.__cause__)
         print(f"pounce-sync: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     _log_start(config, mode, why, interface_why)

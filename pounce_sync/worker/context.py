@@ -62,6 +62,14 @@ class ConnectionCounter:
         return self._open
 
 
+def _debug_enabled() -> bool:
+    return error_log.isEnabledFor(logging.DEBUG)
+
+
+def describe_peer(client: tuple[str, int] | None) -> str:
+    return "from a Unix socket peer" if client is None else f"from {client[0]}:{client[1]}"
+
+
 @dataclass(frozen=True, slots=True)
 class ServeContext:
     config: Config
@@ -87,6 +95,9 @@ class ServeContext:
     # seat in the poller (SyncWorker._stream_started). None: workers never detach.
     detach: Callable[[Any, Any], bool] | None = None
     access_log: AccessLog = field(default_factory=lambda: AccessLog(Config(access_log=False)))
+    # --log-level debug, asked once when serving starts: connection events (open, closed,
+    # handed to the pool) are logged only then, behind this flag, never per request.
+    log_connections: bool = field(default_factory=_debug_enabled)
     _paused: list[tuple[float, Listener]] = field(default_factory=list)
     _paused_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -105,6 +116,8 @@ class ServeContext:
             conn = TLSConnection(
                 tls, client, listener.server, listener.scheme, self.limits, deadline
             )
+        if self.log_connections:
+            self.log_connection(conn, f"open ({listener.scheme})")
         return self._counted(conn)
 
     def adopt(self, client: "ClientSocket", buffered: bytes) -> Connection:
@@ -126,7 +139,20 @@ class ServeContext:
         conn.requests = 1
         if buffered:
             conn.parser.feed(buffered)
+        if self.log_connections:
+            self.log_connection(conn, "back from the AsyncPool")
         return self._counted(conn)
+
+    def close_connection(self, conn: Connection, why: str) -> None:
+        """Closed by the server, and no longer counted against --limit-concurrency."""
+        conn.close()
+        self.connections.release()
+        if self.log_connections:
+            self.log_connection(conn, f"closed {why}")
+
+    def log_connection(self, conn: Connection, event: str) -> None:
+        """At debug only: callers test `log_connections` first, so nothing else pays."""
+        error_log.debug("Connection %s %s", describe_peer(conn.client), event)
 
     def _counted(self, conn: Connection) -> Connection:
         """Timeouts set, and counted against --limit-concurrency."""

@@ -87,6 +87,7 @@ class SyncWorker:
         # Targets the worker answers itself; checked inline so most requests skip a call.
         self._local_targets = {self._health_target, self._metrics_target} - {None}
         self._access_log = ctx.access_log  # its format compiled once, for every worker
+        self._log_connections = ctx.log_connections
         self._driver: CoroutineDriver | None = None  # made by run(), on the worker's thread
         # The interface was resolved at load; None: the app is ASGI.
         self._wsgi: WSGIGateway | None = None
@@ -214,6 +215,8 @@ class SyncWorker:
     def _close(self, conn: Connection) -> None:
         conn.close()
         self.ctx.connections.release()
+        if self._log_connections:
+            self.ctx.log_connection(conn, f"closed after {conn.requests} request(s)")
 
     def _serve(self, conn: Connection) -> None:
         """Serve requests while they are ready; park or close the connection after."""
@@ -427,6 +430,8 @@ class SyncWorker:
         if not pool.submit(handoff):
             return False
         self.ctx.connections.release()
+        if self._log_connections:
+            self.ctx.log_connection(conn, f"handed to the AsyncPool ({type(handoff).__name__})")
         return True
 
     def _prior_knowledge_h2(self, conn: Connection) -> bool:

@@ -203,10 +203,15 @@ def _status_code(status: str) -> int:
 
 
 def _encode_header(header: tuple[str, str]) -> tuple[bytes, bytes]:
+    """As bytes, the value without optional whitespace at its ends (RFC 9110 5.5).
+
+    Django's handler sends each cookie as `c.output(header="")`, which begins with a
+    space; gunicorn strips SP and HTAB from both ends, so apps rely on it.
+    """
     name, value = header
     if type(name) is not str or type(value) is not str:
         raise LocalProtocolError(f"WSGI response headers must be pairs of str, got {header!r}")
-    return name.encode("latin-1"), value.encode("latin-1")
+    return name.encode("latin-1"), value.strip(" \t").encode("latin-1")
 
 
 def _as_bytes(data: Any) -> bytes:
@@ -305,6 +310,7 @@ class WSGIGateway:
         environ["REQUEST_METHOD"] = request.method.decode("latin-1")
         environ["PATH_INFO"] = raw_path.decode("latin-1")
         environ["QUERY_STRING"] = query.decode("latin-1")
+        environ["RAW_URI"] = request.target.decode("latin-1")  # as sent, as gunicorn offers it
         environ["SERVER_NAME"] = server[0]
         environ["SERVER_PORT"] = str(server[1])
         environ["SERVER_PROTOCOL"] = "HTTP/" + request.http_version.decode("ascii")

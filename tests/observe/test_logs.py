@@ -8,20 +8,38 @@ from pathlib import Path
 
 import pytest
 
-from ..http_client import request
+from ..http_client import ResponseReader, request
 from ..server_process import running_server
 
 GET = b"GET /logged?x=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
 
 
+# Root's handler writes to stderr, where the test harness looks for "Listening on".
+ROOT_FORMAT = "ROOT %(name)s %(message)s"
+
+
 def _json_config(log: Path) -> str:
+    """The access logger to a file of its own; everything else propagates to root."""
     return json.dumps(
         {
             "version": 1,
-            "formatters": {"plain": {"format": "CUSTOM %(name)s %(message)s"}},
-            "handlers": {
-                "file": {"class": "logging.FileHandler", "filename": str(log), "formatter": "plain"}
+            "formatters": {
+                "plain": {"format": "CUSTOM %(name)s %(message)s"},
+                "root": {"format": ROOT_FORMAT},
             },
+            "handlers": {
+                "file": {
+                    "class": "logging.FileHandler",
+                    "filename": str(log),
+                    "formatter": "plain",
+                },
+                "stderr": {
+                    "class": "logging.StreamHandler",
+                    "stream": "ext://sys.stderr",
+                    "formatter": "root",
+                },
+            },
+            "root": {"handlers": ["stderr"], "level": "INFO"},
             "loggers": {"pounce_sync.access": {"handlers": ["file"], "propagate": False}},
         }
     )
@@ -32,11 +50,12 @@ def _ini_config(log: Path) -> str:
 [loggers]
 keys=root,access
 [handlers]
-keys=file
+keys=file,stderr
 [formatters]
-keys=plain
+keys=plain,root
 [logger_root]
-handlers=
+level=INFO
+handlers=stderr
 [logger_access]
 level=INFO
 handlers=file
@@ -46,8 +65,14 @@ qualname=pounce_sync.access
 class=FileHandler
 args=({str(log)!r},)
 formatter=plain
+[handler_stderr]
+class=StreamHandler
+args=(sys.stderr,)
+formatter=root
 [formatter_plain]
 format=CUSTOM %(name)s %(message)s
+[formatter_root]
+format={ROOT_FORMAT}
 """
 
 
@@ -56,7 +81,7 @@ def test_access_lines_go_where_the_file_says(tmp_path: Path, suffix: str, render
     log = tmp_path / "access.log"
     config = tmp_path / f"logging{suffix}"
     config.write_text(render(log))
-    with running_server("--log-config", str(config)) as srv:  # "Listening" on stderr still
+    with running_server("--log-config", str(config)) as srv:
         assert request(srv, GET).status == 200
         assert srv.stop() == 0
     lines = log.read_text().splitlines()
@@ -64,6 +89,84 @@ def test_access_lines_go_where_the_file_says(tmp_path: Path, suffix: str, render
     assert lines[0].startswith("CUSTOM pounce_sync.access 127.0.0.1:")
     assert '"GET /logged?x=1 HTTP/1.1" 200 ' in lines[0]
     assert "/logged" not in srv.stdout  # the built-in handler was replaced
+    assert "ROOT pounce_sync.error Listening on http://127.0.0.1:" in srv.stderr
+
+
+# -- a file that configures only the root logger gets every line ------------------------
+
+ROOT_ONLY = {
+    "version": 1,
+    "formatters": {"root": {"format": ROOT_FORMAT}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stderr",
+            "formatter": "root",
+        }
+    },
+    "root": {"handlers": ["stderr"], "level": "INFO"},
+}
+
+ROOT_ONLY_INI = f"""
+[loggers]
+keys=root
+[handlers]
+keys=stderr
+[formatters]
+keys=root
+[logger_root]
+level=INFO
+handlers=stderr
+[handler_stderr]
+class=StreamHandler
+args=(sys.stderr,)
+formatter=root
+[formatter_root]
+format={ROOT_FORMAT}
+"""
+
+ROOT_ONLY_YAML = f"""
+version: 1
+formatters:
+  root:
+    format: "{ROOT_FORMAT}"
+handlers:
+  stderr:
+    class: logging.StreamHandler
+    stream: ext://sys.stderr
+    formatter: root
+root:
+  handlers: [stderr]
+  level: INFO
+"""
+
+needs_yaml = pytest.mark.skipif(
+    importlib.util.find_spec("yaml") is None, reason="PyYAML is not installed"
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("logging.json", json.dumps(ROOT_ONLY)),
+        ("logging.ini", ROOT_ONLY_INI),
+        pytest.param("logging.yaml", ROOT_ONLY_YAML, marks=needs_yaml),
+    ],
+)
+def test_a_root_only_config_replaces_the_built_in_handlers(
+    tmp_path: Path, name: str, text: str
+) -> None:
+    """The server's loggers propagate to root: its format for every line, none of ours."""
+    config = tmp_path / name
+    config.write_text(text)
+    with running_server("--log-config", str(config)) as srv:
+        assert request(srv, GET).status == 200
+        assert srv.stop() == 0
+    assert "ROOT pounce_sync.error Listening on http://127.0.0.1:" in srv.stderr
+    access = [line for line in srv.stderr_lines if "/logged" in line]
+    assert len(access) == 1 and access[0].startswith("ROOT pounce_sync.access 127.0.0.1:")
+    assert srv.stdout == ""  # the built-in access handler is gone
+    assert "[INFO]" not in srv.stderr  # and so is the built-in error handler's format
 
 
 BAD_FILES = [
@@ -91,3 +194,37 @@ def test_a_bad_file_is_a_one_line_error(tmp_path: Path, name: str, text, reason:
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"pounce-sync: error: --log-config {path}: ")
     assert reason in result.stderr
+
+
+# -- --log-level debug: lifespan and connection events ------------------------------------
+
+DEBUG_EVENTS = (
+    "ASGI lifespan: startup complete",
+    "ASGI lifespan: shutdown complete",
+    "Connection from 127.0.0.1:",
+    "closed after 1 request(s)",
+)
+
+
+def _serve_two_connections(*args: str) -> str:
+    """One request on each of two connections, then a clean stop; all of stderr."""
+    with running_server("--no-access-log", *args) as srv:
+        assert request(srv, GET).status == 200  # the server closes: Connection: close
+        with srv.connect() as sock:  # the client closes after its answer
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert ResponseReader(sock).read_response().status == 200
+        assert srv.stop() == 0
+    return srv.stderr
+
+
+def test_debug_logs_lifespan_and_connection_events() -> None:
+    stderr = _serve_two_connections("--log-level", "debug")
+    for event in DEBUG_EVENTS:
+        assert event in stderr, f"{event!r} not logged:\n{stderr}"
+    assert stderr.count(" open (http)") == 2
+    assert stderr.count("ASGI lifespan: startup sent, waiting for the application") == 1
+
+
+def test_info_logs_none_of_them() -> None:
+    stderr = _serve_two_connections()
+    assert not [event for event in DEBUG_EVENTS if event in stderr], stderr

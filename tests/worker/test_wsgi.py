@@ -20,7 +20,7 @@ import pytest
 
 from ..apps_wsgi import _read_body
 from ..http_client import ResponseReader, ResponseTruncated, request
-from ..server_process import TESTS_DIR, ServerProcess, running_server
+from ..server_process import TESTS_DIR, ServerProcess, exchange, running_server
 from ..tls_server import Certs, client_context, make_certs, running_tls_server
 
 TIMEOUT = 30.0
@@ -134,6 +134,7 @@ def test_environ_contents(server: ServerProcess) -> None:
 def test_path_and_query(server: ServerProcess, target: str, path: str, query: str) -> None:
     environ = environ_of(server, get_request(target))
     assert (environ["PATH_INFO"], environ["QUERY_STRING"]) == (path, query)
+    assert environ["RAW_URI"] == target  # the target as sent, as gunicorn offers it
 
 
 def test_http_1_0_and_content_length(server: ServerProcess) -> None:
@@ -280,6 +281,14 @@ def test_list_body_gets_a_content_length_and_headers_repeat(server: ServerProces
     assert (response.status, response.reason, response.body) == (201, b"Created", b"one two three")
     assert response.header(b"content-length") == b"13"
     assert response.header_values(b"x-multi") == [b"a", b"b"]
+
+
+def test_header_values_lose_whitespace_at_their_ends(server: ServerProcess) -> None:
+    """On the wire, not through h11: a client's parser would strip the space itself."""
+    raw = exchange(server, get_request("/cookie", "Connection: close"))
+    head = raw.partition(b"\r\n\r\n")[0].split(b"\r\n")
+    assert b"Set-Cookie: csrftoken=abc" in head
+    assert b"X-Padded: padded" in head
 
 
 def test_204_has_no_body(server: ServerProcess) -> None:

@@ -174,9 +174,9 @@ class ResponseWriter:
         self._status = status
 
     def body(self, data: bytes, more_body: bool) -> bytes:
-        if not (more_body or self._framing or self._content_length is not None):
-            status = self._status
-            if status and status not in _NO_BODY_STATUSES:
+        if not (more_body or self._framing):
+            status, length = self._status, self._content_length
+            if status and status not in _NO_BODY_STATUSES and length in (None, len(data)):
                 return self._whole(status, data)
         if not self._status:
             raise LocalProtocolError("body before http.response.start")
@@ -197,8 +197,9 @@ class ResponseWriter:
         return out + data if out else data
 
     def _whole(self, status: int, data: bytes) -> bytes:
-        """The common case, the whole body in the first message and no Content-Length
-        from the app: what `_head`, `_choose_framing` and `_finish` decide, in one call."""
+        """The common case, the whole body in the first message, with no Content-Length
+        from the app or the right one (what frameworks send): what `_head`,
+        `_choose_framing` and `_finish` decide, in one call."""
         self._framing = b"length"
         self._content_length = self._sent = len(data)
         self.finished = True

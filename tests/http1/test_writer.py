@@ -97,6 +97,16 @@ def test_content_length_added_for_a_complete_body() -> None:
     assert w.keep_alive is True
 
 
+def test_app_content_length_matching_a_complete_body_is_sent_once() -> None:
+    """What frameworks send: their own Content-Length and the whole body in one message."""
+    w = writer(default_headers=[(b"server", b"pounce-sync")])
+    out = respond(w, 200, [(b"Content-Length", b"5"), (b"x-a", b"1")], b"hello")
+    assert (
+        out == b"HTTP/1.1 200 OK\r\nserver: pounce-sync\r\nx-a: 1\r\ncontent-length: 5\r\n\r\nhello"
+    )
+    assert w.keep_alive is True
+
+
 def test_empty_complete_body_gets_content_length_zero() -> None:
     assert respond(writer(), 200, [], b"") == b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
 
@@ -303,6 +313,13 @@ def test_body_longer_than_content_length_over_several_messages_raises() -> None:
 def test_body_shorter_than_content_length_ends_keep_alive() -> None:
     w = writer()
     out = respond(w, 200, [(b"content-length", b"10")], b"hel", b"lo")
+    assert out == b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello"
+    assert w.keep_alive is False
+
+
+def test_complete_body_shorter_than_content_length_ends_keep_alive() -> None:
+    w = writer()
+    out = respond(w, 200, [(b"content-length", b"10")], b"hello")
     assert out == b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello"
     assert w.keep_alive is False
 

@@ -16,7 +16,12 @@ from .importer import AppImportError, load_app
 from .interface import resolve_interface
 from .lifecycle import Server
 from .listeners import BindError, bind_listeners
-from .runtime import choose_worker_mode, gil_enabled, raise_open_files_limit
+from .runtime import (
+    choose_worker_mode,
+    gil_enabled,
+    import_watching_gil,
+    raise_open_files_limit,
+)
 from .supervisor import ProcessSupervisor
 from .tls import TLSConfigError
 
@@ -29,11 +34,14 @@ def run_config(config: Config, app: Any = None) -> int:
     `app` is an ASGI or WSGI callable to serve instead of importing `config.app`.
     """
     raise_open_files_limit()
-    mode, why = choose_worker_mode(config.worker_mode)
-    config = replace(config, worker_mode=mode)  # from here on never "auto"
     try:
         configure_logging(config.log_level, config.log_config)
-        app = app if app is not None else _load(config, mode)
+        # The mode is chosen after the import: an extension module can re-enable the GIL.
+        app, gil_culprit = (app, None) if app is not None else _load(config)
+        mode, why = choose_worker_mode(config.worker_mode)
+        config = replace(config, worker_mode=mode)  # from here on never "auto"
+        if app is None:  # no app named: the diagnostic one
+            app = make_diagnostic_app(mode, config.worker_count)
         # Resolved once: from here on the config names the interface, never "auto".
         interface, app, interface_why = resolve_interface(app, config.interface)
         config = replace(config, interface=interface)
@@ -43,6 +51,13 @@ def run_config(config: Config, app: Any = None) -> int:
             error_log.debug("Start-up failed", exc_info=exc.__cause__)
         print(f"pounce-sync: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    if gil_culprit is not None:
+        error_log.warning(
+            "Importing %s re-enabled the GIL, so worker threads will not run Python in "
+            "parallel; %s",
+            gil_culprit,
+            "worker mode auto chose processes" if mode == "process" else f"{why} keeps threads",
+        )
     _log_start(config, mode, why, interface_why)
     if mode == "process" and config.worker_count > 1:
         return ProcessSupervisor(config, app, listeners).run()
@@ -50,10 +65,12 @@ def run_config(config: Config, app: Any = None) -> int:
     return Server(config, app, listeners, threads=threads).run()
 
 
-def _load(config: Config, mode: str) -> Any:
+def _load(config: Config) -> tuple[Any, str | None]:
+    """The app (None: the diagnostic app, made once the mode is known) and the module
+    whose import re-enabled the GIL, if one did."""
     if config.app is None:
-        return make_diagnostic_app(mode, config.worker_count)
-    return load_app(config.app, config.app_dir, config.factory)
+        return None, None
+    return import_watching_gil(lambda: load_app(config.app, config.app_dir, config.factory))
 
 
 def _log_start(config: Config, mode: str, why: str, interface_why: str) -> None:

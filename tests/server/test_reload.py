@@ -4,16 +4,22 @@ The server listens on a Unix socket in the test's directory: its address stays t
 same across restarts, and no other test can take it in between.
 """
 
+import os
+import pty
+import select
 import signal
 import socket
+import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from pounce_sync.config import Config
 from pounce_sync.server.reload import FileWatcher
 
 from ..http_client import ResponseReader
-from ..server_process import ServerProcess
+from ..server_process import TESTS_DIR, ServerProcess
 
 DEADLINE = 30.0  # only turns a hang into a failure
 
@@ -131,3 +137,59 @@ def test_watched_files(tmp_path: Path) -> None:
         "c.html",
         "sub/k.py",
     ]
+
+
+def _run_in_a_terminal(
+    argv: list[str], env: dict[str, str], ready: bytes, count: int, then: bytes
+) -> tuple[str, int]:
+    """Run `argv` as the foreground job of a new pseudo-terminal, type `then` once it
+    has shown `ready` `count` times, and return what the terminal showed and the exit
+    status."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the pty is its controlling terminal, its group the foreground
+        os.execve(sys.executable, [sys.executable, *argv], {**os.environ, **env})
+    shown = b""
+    deadline = time.monotonic() + DEADLINE
+    typed = False
+    status = None
+    try:
+        while time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    shown += os.read(fd, 65536)
+                except OSError:  # EIO: every process on the terminal has exited
+                    pass
+            if not typed and shown.count(ready) >= count:
+                os.write(fd, then)  # the line discipline sends SIGINT to the whole group
+                typed = True
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+        else:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    return shown.decode(errors="replace"), os.waitstatus_to_exitcode(status or 0)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])  # 2: a supervisor and its worker processes
+def test_ctrl_c_in_a_terminal_stops_the_reloaded_server_gracefully(
+    tmp_path: Path, workers: str
+) -> None:
+    """The terminal's SIGINT reaches the reloader and the server child at once (one
+    process group); forwarding it as well would be the child's second signal, which
+    means exit without the lifespan shutdown."""
+    marker = tmp_path / "shutdown"
+    argv = ["-m", "pounce_sync", "--reload", "--workers", workers, "--worker-mode", "process"]
+    argv += ["--port", "0", "--app-dir", str(TESTS_DIR)]
+    env = {"POUNCE_TEST_SHUTDOWN_FILE": str(marker)}
+    started = b"Started server process"  # each worker process, after its lifespan startup
+    shown, code = _run_in_a_terminal(
+        [*argv, "apps:shutdown_marker"], env, started, int(workers), b"\x03"
+    )
+    assert "second signal" not in shown, shown
+    assert "Reloader" in shown and "stopped" in shown, shown
+    # Every worker process's lifespan shutdown ran.
+    assert marker.read_text() == "shutdown\n" * int(workers), shown
+    assert code == 0, shown

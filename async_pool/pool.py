@@ -57,15 +57,27 @@ class _LoopThread:
         self.tasks: set[asyncio.Task[None]] = set()
         self.ctx: PoolContext | None = None
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._finished = self.loop.create_future()
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         try:
-            self.loop.run_forever()
+            # A main task for the loop's whole life, as asyncio.run() gives a program:
+            # anyio roots its worker threads (sync routes) on it, not on each handler's
+            # task, so they are not stopped and started again for every request.
+            self.loop.run_until_complete(self._main())
         finally:
             with contextlib.suppress(Exception):
                 self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
+
+    async def _main(self) -> None:
+        await self._finished
+
+    def finish(self) -> None:
+        """On the loop's thread: end the main task, and with it the loop."""
+        if not self._finished.done():
+            self._finished.set_result(None)
 
     def cancel_all(self) -> None:
         for task in list(self.tasks):
@@ -157,7 +169,7 @@ class AsyncPool:
         while self._active and time.monotonic() < cancel_deadline:
             time.sleep(0.02)
         for lt in self._loops:
-            lt.loop.call_soon_threadsafe(lt.loop.stop)
+            lt.loop.call_soon_threadsafe(lt.finish)
             lt.thread.join(2.0)
 
     # -- handing over ----------------------------------------------------------

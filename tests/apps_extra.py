@@ -79,3 +79,32 @@ async def scope_mutator(scope: Scope, receive, send) -> None:
     scope["path"] = "/changed"
     scope["extra"] = 1
     await _respond(send, 200, body)
+
+
+_thread_marks = threading.local()
+_fresh_threads = 0  # anyio worker threads that ran a function for the first time
+_fresh_lock = threading.Lock()
+
+
+def _mark_thread() -> int:
+    """Runs in an anyio worker thread; counts the threads that were new to it."""
+    global _fresh_threads
+    if not getattr(_thread_marks, "seen", False):
+        _thread_marks.seen = True
+        with _fresh_lock:
+            _fresh_threads += 1
+    return _fresh_threads
+
+
+async def to_thread(scope: Scope, receive, send) -> None:
+    """What a sync Starlette/FastAPI route does: the handler runs via anyio.to_thread.
+
+    The body is how many distinct worker threads anyio has used so far.
+    """
+    if scope["type"] == "lifespan":
+        await serve_lifespan(receive, send)
+        return
+    import anyio.to_thread
+
+    fresh = await anyio.to_thread.run_sync(_mark_thread)
+    await _respond(send, 200, b"%d" % fresh)

@@ -13,6 +13,13 @@ path complete without waiting. Two drivers, chosen by `--coroutine-driver`:
   Python 3.11 has no eager tasks; there the driver captures the Task's first
   step as it is scheduled and runs it itself, which is what eager_start does.
 
+Both run the loop under a long-lived **root task**, one per thread (`_RootedLoop`),
+as `asyncio.run(main())` would: libraries that tie resources to "the task the loop was
+started for" find it, not the request's Task. anyio does so for its worker threads
+(`to_thread.run_sync`, behind every sync FastAPI/Starlette route): rooted on each
+request's Task, they were stopped when it ended, and each sync route paid for a new
+thread, at half uvicorn's rate.
+
 The measured difference is in docs/benchmarks.md.
 """
 
@@ -25,6 +32,7 @@ from typing import Any, Protocol
 # One name for every request's Task: the default ("Task-<n>") formats a string and bumps
 # a process-wide counter on each request, which on 3.13t every worker thread contends for.
 TASK_NAME = "pounce-sync request"
+ROOT_TASK_NAME = "pounce-sync worker thread"
 
 
 class CoroutineDriver(Protocol):
@@ -33,17 +41,51 @@ class CoroutineDriver(Protocol):
     def close(self) -> None: ...
 
 
-class LoopDriver:
+class _RootedLoop:
+    """A thread's loop, run until a request's Task is done, under one root task.
+
+    The root is started with `run_until_complete`, exactly as `asyncio.run` starts a
+    program's main task, and never finishes before `close()`; each time the loop runs,
+    it stops as soon as the request's Task is done.
+    """
+
+    loop: asyncio.AbstractEventLoop
+
+    def _init_root(self) -> None:
+        self._root_done: asyncio.Future[None] = self.loop.create_future()
+        self._root = self.loop.create_task(self._root_main(), name=ROOT_TASK_NAME)
+
+    async def _root_main(self) -> None:
+        await self._root_done
+
+    def _run_until_done(self, task: "asyncio.Future[None]") -> None:
+        task.add_done_callback(self._stop_loop)
+        try:
+            self.loop.run_until_complete(self._root)
+        except RuntimeError:
+            if not task.done():
+                raise  # not the stop below: a real error
+        # The loop stopped because `task` is done ("stopped before Future completed").
+        task.result()
+
+    def _stop_loop(self, task: "asyncio.Future[None]") -> None:
+        self.loop.stop()
+
+    def close(self) -> None:
+        if not self._root_done.done():
+            self._root_done.set_result(None)
+        _close_loop(self.loop)
+
+
+class LoopDriver(_RootedLoop):
     """One event loop per worker thread, run for each request."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
+        self._init_root()
 
     def run(self, coro: Coroutine[Any, Any, None]) -> None:
-        self.loop.run_until_complete(coro)
-
-    def close(self) -> None:
-        _close_loop(self.loop)
+        self._run_until_done(self.loop.create_task(coro, name=TASK_NAME))
 
 
 class _StepCapturingLoop(asyncio.SelectorEventLoop):
@@ -65,7 +107,7 @@ class _StepCapturingLoop(asyncio.SelectorEventLoop):
         return None  # Task.__init__ discards the handle
 
 
-class EagerDriver:
+class EagerDriver(_RootedLoop):
     """Step the coroutine as an eager Task; turn the loop only if it really suspends."""
 
     def __init__(self) -> None:
@@ -73,13 +115,14 @@ class EagerDriver:
             asyncio.new_event_loop() if sys.version_info >= (3, 12) else _StepCapturingLoop()
         )
         self._thread_id = threading.get_ident()
+        self._init_root()
 
     def run(self, coro: Coroutine[Any, Any, None]) -> None:
         task = self._start(coro)
         if task.done():
             task.result()  # re-raise the app's exception, if any
         else:
-            self.loop.run_until_complete(task)
+            self._run_until_done(task)
 
     if sys.version_info >= (3, 12):
 
@@ -110,9 +153,6 @@ class EagerDriver:
                 asyncio._set_running_loop(None)
                 loop.capture = None  # type: ignore[attr-defined]
             return task
-
-    def close(self) -> None:
-        _close_loop(self.loop)
 
 
 def _close_loop(loop: asyncio.AbstractEventLoop) -> None:

@@ -28,6 +28,9 @@ fixes written for code that is not there.
 6. The TLS 1.3 key schedule (RFC 8446 7.1) and ALPN (RFC 9001 8.1): see
    `quic_tls`, whose `ServerTls` this module installs.
 
+7. Every Initial packet puts the server back in the Handshake state, also the
+   client's late ACK of the server's Initial after the handshake: from then on
+   zoomies sends no stream data at all. The 1-RTT state is kept here.
 zoomies also never extends the client's credit (MAX_DATA, MAX_STREAM_DATA,
 MAX_STREAMS) and cannot reset a stream; the adapter writes those frames through
 `queue_frames`.
@@ -187,6 +190,14 @@ class ServerQuic(QuicConnection):
         buf = Buffer()
         push_quic_transport_parameters(buf, params)
         return buf.data
+
+    # 7. state
+    def _handle_initial_server(self, data: bytes, offset: int, header: Any, events: Any) -> None:
+        """A late Initial (the client's ACK of ours) must not take us out of 1-RTT."""
+        prior = self._state
+        super()._handle_initial_server(data, offset, header, events)
+        if prior == zconn.ConnectionState.ONE_RTT and self._state != zconn.ConnectionState.CLOSED:
+            self._state = prior
 
     @property
     def peer_params(self) -> QuicTransportParameters | None:

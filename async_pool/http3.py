@@ -61,6 +61,9 @@ error_log = logging.getLogger("pounce_sync.error")
 CONNECTION_WINDOW = 1 << 20  # what the client may send on a connection beyond what apps took
 STREAM_WINDOW = 256 * 1024
 HIGH_WATER = 256 * 1024  # stream bytes zoomies may hold unsent before senders wait
+# zoomies 0.3.3 puts each send_stream_data call in one STREAM frame, whatever its size,
+# and so one packet: pieces this small keep every packet within its 1200-byte MTU.
+STREAM_PIECE = 1100
 CONTROL_STREAM = 3  # the server's first unidirectional stream
 Headers = list[tuple[bytes, bytes]]
 
@@ -376,12 +379,10 @@ class H3Server:
                 raise StreamGone("the stream is closed")
             room = min(self.quic.peer_data_room, stream.peer_limit - stream.sent_offset)
             if len(view) <= room:
-                self.quic.send_stream_data(stream.id, bytes(view), end_stream)
-                stream.sent_offset += len(view)
+                self._queue(stream, view, end_stream)
                 break
             if room > 0:
-                self.quic.send_stream_data(stream.id, bytes(view[:room]), False)
-                stream.sent_offset += room
+                self._queue(stream, view[:room], False)
                 view = view[room:]
             stream.window.clear()
             self.flush()
@@ -390,6 +391,13 @@ class H3Server:
         if self.quic.queued_bytes >= HIGH_WATER:
             self._room.clear()
             await self._wait(self._room)
+
+    def _queue(self, stream: H3Stream, data: memoryview, end_stream: bool) -> None:
+        for start in range(0, max(len(data), 1), STREAM_PIECE):
+            piece = bytes(data[start : start + STREAM_PIECE])
+            last = start + STREAM_PIECE >= len(data)
+            self.quic.send_stream_data(stream.id, piece, end_stream and last)
+        stream.sent_offset += len(data)
 
     async def _wait(self, event: asyncio.Event) -> None:
         try:
@@ -411,8 +419,7 @@ class H3Server:
         if len(data) > min(self.quic.peer_data_room, stream.peer_limit - stream.sent_offset):
             self.reset(stream, H3_REQUEST_REJECTED)
             return
-        self.quic.send_stream_data(stream.id, data, True)
-        stream.sent_offset += len(data)
+        self._queue(stream, memoryview(data), True)
         stream.ended = True
         self.flush()
 

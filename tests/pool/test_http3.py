@@ -138,9 +138,7 @@ def test_hundred_concurrent_streams_on_one_connection(server) -> None:
 
     responses = run(go())
     assert [r.status for r in responses] == [200] * 100
-    assert [json.loads(r.body)["query_string"] for r in responses] == [
-        f"n={i}" for i in range(100)
-    ]
+    assert [json.loads(r.body)["query_string"] for r in responses] == [f"n={i}" for i in range(100)]
 
 
 def test_more_streams_than_the_limit_over_a_connections_life(server) -> None:

@@ -12,7 +12,10 @@ def start(*args: str) -> ServerProcess:
 def test_http3_needs_a_certificate() -> None:
     server = start("--http3")
     assert server.wait_exit() != 0
-    assert server.stderr.strip() == "pounce-sync: error: --http3 needs --ssl-certfile and --ssl-keyfile"
+    assert (
+        server.stderr.strip()
+        == "pounce-sync: error: --http3 needs --ssl-certfile and --ssl-keyfile"
+    )
 
 
 def test_http3_on_an_interpreter_without_it(tmp_path) -> None:

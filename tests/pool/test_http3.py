@@ -21,8 +21,8 @@ if sys.version_info < (3, 14):
     pytest.skip("HTTP/3 needs Python 3.14 (bengal-zoomies)", allow_module_level=True)
 
 from ..h3_client import h3_connect
-from ..tls_server import Certs, TLSServerProcess, make_certs, running_tls_server
 from ..server.test_tls import OPENSSL
+from ..tls_server import Certs, TLSServerProcess, make_certs, running_tls_server
 
 _UDP_PORT = re.compile(r"HTTP/3 on udp port (\d+)")
 
@@ -147,7 +147,7 @@ def test_more_streams_than_the_limit_over_a_connections_life(server) -> None:
     async def go():
         async with h3_connect(udp_port(server)) as client:
             statuses = []
-            for batch in range(3):
+            for _batch in range(3):
                 ids = [client.start("GET", "/") for _ in range(90)]
                 statuses += [(await client.response(i)).status for i in ids]
             return statuses

@@ -3,7 +3,8 @@
 Streaming HTTP/1.1, WebSocket and HTTP/2 connections, and the ends of responses
 that a slow reader could not take at once, are handed here by the sync
 workers through typed handoff objects (`handoffs`). The application runs once per
-request, here or on the sync path, never both. This package reuses the sans-I/O
+request, here or on the sync path, never both. HTTP/3 is not a handoff: the pool owns its UDP
+endpoint (`http3`). This package reuses the sans-I/O
 HTTP/1.1 codec and never imports the server's lifecycle modules.
 """
 
@@ -15,6 +16,7 @@ from .handoffs import (
     StreamingRequest,
     WebSocketUpgrade,
 )
+from .http3_setup import QuicEndpoint, http3_unavailable, load_credentials
 from .pool import AsyncPool
 from .stats import PoolStats
 
@@ -25,6 +27,9 @@ __all__ = [
     "Handoff",
     "PendingWrite",
     "PoolStats",
+    "QuicEndpoint",
     "StreamingRequest",
     "WebSocketUpgrade",
+    "http3_unavailable",
+    "load_credentials",
 ]

@@ -20,6 +20,7 @@ from pounce_sync.http1.default_fields import DefaultHeaders
 
 from .context import NO_ACCESS_LOG, AccessLogger, PoolContext, Resume
 from .handoffs import Handoff, HTTP2Connection, PendingWrite, StreamingRequest, WebSocketUpgrade
+from .http3_setup import QuicEndpoint
 from .stats import PoolStats
 
 error_log = logging.getLogger("pounce_sync.error")
@@ -96,8 +97,10 @@ class AsyncPool:
         stats: PoolStats | None = None,
         unhealthy: threading.Event | None = None,
         access_log: AccessLogger = NO_ACCESS_LOG,
+        quic: QuicEndpoint | None = None,
     ) -> None:
         self.config = config
+        self._quic = quic  # HTTP/3: served by the first loop thread
         self.stats = stats or PoolStats()
         self._app = app
         self._state = state
@@ -118,6 +121,29 @@ class AsyncPool:
             ready = threading.Event()
             lt.loop.call_soon_threadsafe(self._make_context, lt, ready)
             ready.wait()
+        if self._quic is not None:
+            lt = self._loops[0]
+            lt.loop.call_soon_threadsafe(self._start_http3, lt, self._quic)
+
+    def _start_http3(self, lt: _LoopThread, quic: QuicEndpoint) -> None:
+        """The UDP endpoint: each QUIC connection counts against the backlog like a handoff."""
+        from .http3 import Credentials, serve_http3  # zoomies, on Python 3.14 only
+
+        def opened() -> None:
+            with self._lock:
+                self._active += 1
+            self.stats.accepted("http3")
+
+        def closed() -> None:
+            with self._lock:
+                self._active -= 1
+            self.stats.finished("http3")
+
+        assert lt.ctx is not None
+        credentials = Credentials(quic.certificate, quic.private_key)
+        task = lt.loop.create_task(serve_http3(quic.sock, lt.ctx, credentials, opened, closed))
+        lt.tasks.add(task)
+        task.add_done_callback(lt.tasks.discard)
 
     def _make_context(self, lt: _LoopThread, ready: threading.Event) -> None:
         config = self.config

@@ -7,7 +7,7 @@ that matters; the metrics endpoint reads a snapshot.
 import threading
 from collections import Counter
 
-KINDS = ("streaming", "websocket", "http2", "pending_write")
+KINDS = ("streaming", "websocket", "http2", "pending_write", "http3")
 
 
 class PoolStats:
@@ -17,6 +17,7 @@ class PoolStats:
         self._rejected = 0
         self._active: Counter[str] = Counter()
         self._h2_streams = 0
+        self._h3_streams = 0
 
     def accepted(self, kind: str) -> None:
         with self._lock:
@@ -35,6 +36,10 @@ class PoolStats:
         with self._lock:
             self._h2_streams += delta
 
+    def h3_stream(self, delta: int) -> None:
+        with self._lock:
+            self._h3_streams += delta
+
     def snapshot(self) -> dict[str, int]:
         """Flat name -> value, e.g. handoffs_websocket, active_http2, rejected."""
         with self._lock:
@@ -42,4 +47,5 @@ class PoolStats:
             values.update({f"active_{k}": self._active[k] for k in KINDS})
             values["rejected"] = self._rejected
             values["h2_streams"] = self._h2_streams
+            values["h3_streams"] = self._h3_streams
         return values

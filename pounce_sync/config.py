@@ -390,6 +390,25 @@ class Config:
         check=h2_frame_size,
     )
 
+    http3: bool = setting(
+        False,
+        "Serve HTTP/3 over QUIC on a UDP port as well (Python 3.14+ with bengal-zoomies; "
+        "needs --ssl-certfile with an ECDSA P-256 key). TLS responses advertise it (Alt-Svc).",
+    )
+    http3_port: int | None = setting(
+        None,
+        "UDP port of HTTP/3; omitted, the TCP listener's port number.",
+        check=port_number,
+    )
+    http3_max_concurrent_streams: int = setting(
+        100, "Most concurrent HTTP/3 request streams per connection.", check=at_least_one
+    )
+    http3_idle_timeout: float = setting(
+        30.0,
+        "Seconds a QUIC connection may stay silent before it is closed (its max_idle_timeout).",
+        check=positive,
+    )
+
     def __post_init__(self) -> None:
         """Each field's own check in declaration order, then the rules across fields.
 
@@ -423,8 +442,14 @@ class Config:
 
     @property
     def extra_headers(self) -> list[tuple[bytes, bytes]]:
+        """--header fields, and Alt-Svc once the HTTP/3 port is bound (run sets it)."""
         pairs = (raw.partition(":") for raw in self.header)
-        return [(name.strip().lower().encode(), value.strip().encode()) for name, _, value in pairs]
+        fields = [
+            (name.strip().lower().encode(), value.strip().encode()) for name, _, value in pairs
+        ]
+        if self.http3 and self.http3_port:
+            fields.append((b"alt-svc", f'h3=":{self.http3_port}"; ma=86400'.encode()))
+        return fields
 
 
 def choices(name: str) -> tuple[Any, ...]:
@@ -473,8 +498,15 @@ def client_certs_need_ca_certs(config: Config) -> None:
         )
 
 
+def http3_needs_certfile(config: Config) -> None:
+    """QUIC always runs TLS 1.3."""
+    if config.http3 and config.ssl_certfile is None:
+        raise ConfigError("--http3 needs --ssl-certfile and --ssl-keyfile")
+
+
 CROSS_FIELD_CHECKS: tuple[Callable[[Config], None], ...] = (
     tls_files_need_certfile,
+    http3_needs_certfile,
     client_certs_need_certfile,
     client_certs_need_ca_certs,
 )

@@ -17,6 +17,12 @@ BIND_FORMS = "HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N"
 REJECTED: list[tuple[dict[str, Any], str]] = [
     ({"port": -1}, "--port must be between 0 and 65535, got -1"),
     ({"port": 65536}, "--port must be between 0 and 65535, got 65536"),
+    ({"http3_port": 65536}, "--http3-port must be between 0 and 65535, got 65536"),
+    (
+        {"http3_max_concurrent_streams": 0},
+        "--http3-max-concurrent-streams must be at least 1, got 0",
+    ),
+    ({"http3_idle_timeout": 0}, "--http3-idle-timeout must be positive, got 0"),
     ({"uds_mode": "rw"}, "--uds-mode must be octal permissions like 660, got 'rw'"),
     ({"uds_mode": "0o8"}, "--uds-mode must be octal permissions like 660, got '0o8'"),
     ({"uds_mode": "0o17777"}, "--uds-mode must be octal permissions like 660, got '0o17777'"),

@@ -7,7 +7,7 @@ from pounce_sync.http1 import Request
 
 from .proxy import TrustedProxies, apply_to_scope, resolve
 
-_HTTP_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0", b"2": "2"}
+_HTTP_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0", b"2": "2", b"3": "3"}
 
 
 def split_target(target: bytes) -> tuple[bytes, bytes]:

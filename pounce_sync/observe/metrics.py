@@ -26,21 +26,24 @@ _SUM_US = _BUCKET0 + len(BUCKETS) + 1
 _IN_FLIGHT = _SUM_US + 1
 THREAD_CELLS = _IN_FLIGHT + 1
 # A worker process's block: gauges it refreshes five times a second, its thread restarts,
-# and its AsyncPool's figures (PoolStats.snapshot() keys; the first five are counters).
+# and its AsyncPool's figures (PoolStats.snapshot() keys; the first six are counters).
 _OPEN, _PARKED, _THREAD_RESTARTS = range(3)
 POOL_KEYS = (
     "handoffs_streaming",
     "handoffs_websocket",
     "handoffs_http2",
     "handoffs_pending_write",
+    "handoffs_http3",
     "rejected",
     "active_streaming",
     "active_websocket",
     "active_http2",
     "active_pending_write",
+    "active_http3",
     "h2_streams",
+    "h3_streams",
 )
-_POOL_COUNTERS = 5
+_POOL_COUNTERS = 6
 _POOL = 3
 PROCESS_CELLS = _POOL + len(POOL_KEYS)
 _PROCESS_RESTARTS = 0  # the supervisor's one cell
@@ -196,7 +199,7 @@ def _render_pool(metrics: SharedMetrics) -> list[str]:
     def pool(key: str) -> int:
         return _sum_processes(metrics, _POOL + POOL_KEYS.index(key))
 
-    kinds = ("streaming", "websocket", "http2", "pending_write")
+    kinds = ("streaming", "websocket", "http2", "pending_write", "http3")
     out = [
         "# HELP pounce_handoffs_total Connections handed to the AsyncPool, by kind.",
         "# TYPE pounce_handoffs_total counter",
@@ -210,5 +213,8 @@ def _render_pool(metrics: SharedMetrics) -> list[str]:
         "# HELP pounce_http2_streams Open HTTP/2 streams.",
         "# TYPE pounce_http2_streams gauge",
         f"pounce_http2_streams {pool('h2_streams')}",
+        "# HELP pounce_http3_streams Open HTTP/3 request streams.",
+        "# TYPE pounce_http3_streams gauge",
+        f"pounce_http3_streams {pool('h3_streams')}",
     ]
     return out

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from async_pool import AsyncPool, ClientSocket
+from async_pool import AsyncPool, ClientSocket, QuicEndpoint
 from pounce_sync.asgi.proxy import parse_trusted
 from pounce_sync.config import Config
 from pounce_sync.http1 import ParserLimits, error_response
@@ -49,8 +49,10 @@ class Server:
         metrics: SharedMetrics | None = None,
         process_index: int = 0,
         server_stopping: Callable[[], bool] | None = None,
+        quic: QuicEndpoint | None = None,
     ) -> None:
         self.config = config
+        self.quic = quic  # HTTP/3's UDP socket, served by this process's AsyncPool
         self.app = app
         self.listeners = listeners
         self.threads = threads
@@ -257,6 +259,7 @@ class Server:
             resume=self._resume,
             unhealthy=unhealthy,
             access_log=access_log,
+            quic=self.quic,
         )
         return ServeContext(
             config=config,
@@ -316,6 +319,8 @@ class Server:
                 error_log.info(
                     "Listening on %s (Press CTRL+C to quit)", describe_listener(listener)
                 )
+            if self.quic is not None:
+                error_log.info("HTTP/3 on udp port %d", self.quic.sock.getsockname()[1])
 
     def _reap(self) -> None:
         """Close connections idle past their deadline; 408 if a request head was pending.

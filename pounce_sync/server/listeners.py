@@ -47,6 +47,36 @@ def bind_tcp(host: str, port: int, backlog: int) -> Listener:
     return Listener(sock, "http", (bound_host, bound_port))
 
 
+def bind_udp(host: str, port: int, count: int) -> list[socket.socket]:
+    """`count` UDP sockets on one address for QUIC, all in one SO_REUSEPORT group.
+
+    One per worker process, all bound here before any fork and kept open by the
+    supervisor, so the kernel's spreading of clients over them never changes while
+    the server runs: a restarting worker's datagrams wait in its socket's queue.
+    """
+    host = host.strip("[]")
+    where = f"udp [{host}]:{port}" if ":" in host else f"udp {host}:{port}"
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise BindError(f"cannot resolve host {host!r}: {exc.strerror}") from exc
+    family, kind, proto, _, address = infos[0]
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(family, kind, proto)
+            socks.append(sock)
+            if count > 1:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(address)
+            sock.setblocking(False)
+    except OSError as exc:
+        for sock in socks:
+            sock.close()
+        raise BindError(_describe(exc, where)) from exc
+    return socks
+
+
 def bind_unix(path: str, backlog: int, mode: int | None = None) -> Listener:
     try:
         if stat.S_ISSOCK(os.stat(path).st_mode):

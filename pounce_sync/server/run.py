@@ -6,16 +6,18 @@ import sys
 from dataclasses import replace
 from typing import Any
 
+from async_pool import QuicEndpoint, http3_unavailable, load_credentials
 from pounce_sync.config import Config
 from pounce_sync.observe.logs import LogConfigError, configure_logging
 from pounce_sync.version import __version__
+from pounce_sync.worker.context import Listener
 
 from .diagnostic_app import make_diagnostic_app
 from .exit_codes import EXIT_ERROR
 from .importer import AppImportError, load_app
 from .interface import resolve_interface
 from .lifecycle import Server
-from .listeners import BindError, bind_listeners
+from .listeners import BindError, bind_listeners, bind_udp
 from .runtime import (
     choose_worker_mode,
     gil_enabled,
@@ -46,7 +48,8 @@ def run_config(config: Config, app: Any = None) -> int:
         interface, app, interface_why = resolve_interface(app, config.interface)
         config = replace(config, interface=interface)
         listeners = bind_listeners(config)
-    except (LogConfigError, AppImportError, BindError, TLSConfigError) as exc:
+        config, quic = _bind_http3(config, listeners, mode)
+    except (LogConfigError, AppImportError, BindError, TLSConfigError, HTTP3Error) as exc:
         if exc.__cause__ is not None:  # the whole traceback, at --log-level debug only
             error_log.debug("Start-up failed", exc_info=exc.__cause__)
         print(f"pounce-sync: error: {exc}", file=sys.stderr)
@@ -60,9 +63,54 @@ def run_config(config: Config, app: Any = None) -> int:
         )
     _log_start(config, mode, why, interface_why)
     if mode == "process" and config.worker_count > 1:
-        return ProcessSupervisor(config, app, listeners).run()
+        return ProcessSupervisor(config, app, listeners, quic).run()
     threads = config.worker_count if mode == "thread" else config.threads
-    return Server(config, app, listeners, threads=threads).run()
+    return Server(config, app, listeners, threads=threads, quic=quic[0] if quic else None).run()
+
+
+class HTTP3Error(Exception):
+    """--http3 cannot run here; the message is one line for the user."""
+
+
+def _bind_http3(
+    config: Config, listeners: list[Listener], mode: str
+) -> tuple[Config, list[QuicEndpoint]]:
+    """The QUIC sockets: one per worker process, or one for the process (thread mode).
+
+    The config then names the bound port, which the TCP side advertises (Alt-Svc).
+    """
+    if not config.http3:
+        return config, []
+    problem = http3_unavailable()
+    tcp = next((lst for lst in listeners if lst.server is not None), None)
+    if problem is None and tcp is None:
+        problem = "--http3 needs a TCP listener (its host, and its port unless --http3-port)"
+    if problem is not None:
+        _close_all(listeners)
+        raise HTTP3Error(problem)
+    assert tcp is not None and tcp.server is not None and config.ssl_certfile is not None
+    try:
+        certificate, key = load_credentials(
+            config.ssl_certfile, config.ssl_keyfile, config.ssl_keyfile_password
+        )
+    except (OSError, ValueError) as exc:
+        _close_all(listeners)
+        raise HTTP3Error(str(exc)) from exc
+    host, port = tcp.server
+    count = config.worker_count if mode == "process" and config.worker_count > 1 else 1
+    try:
+        socks = bind_udp(host, config.http3_port or port, count)
+    except BindError:
+        _close_all(listeners)
+        raise
+    bound = socks[0].getsockname()[1]
+    config = replace(config, http3_port=bound)
+    return config, [QuicEndpoint(sock, certificate, key) for sock in socks]
+
+
+def _close_all(listeners: list[Listener]) -> None:
+    for listener in listeners:
+        listener.sock.close()
 
 
 def _load(config: Config) -> tuple[Any, str | None]:

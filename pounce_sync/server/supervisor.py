@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from async_pool import QuicEndpoint
 from pounce_sync.config import Config
 from pounce_sync.observe.metrics import MetricsLayout, SharedMetrics
 from pounce_sync.worker.context import Listener
@@ -45,8 +46,17 @@ class WorkerProcess:
 
 
 class ProcessSupervisor:
-    def __init__(self, config: Config, app: Any, listeners: list[Listener]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        app: Any,
+        listeners: list[Listener],
+        quic: list[QuicEndpoint] | None = None,
+    ) -> None:
         self.config = config
+        # HTTP/3: one UDP socket per slot, in one SO_REUSEPORT group, kept open here for
+        # the server's life so a restarting worker's clients are not re-spread.
+        self.quic = quic or []
         self.app = app
         self.listeners = listeners
         self.workers: dict[int, WorkerProcess] = {}  # by pid
@@ -77,6 +87,9 @@ class ProcessSupervisor:
         self._install_signal_handlers()
         for listener in self.listeners:
             error_log.info("Listening on %s (Press CTRL+C to quit)", describe_listener(listener))
+        if self.quic:
+            port = self.quic[0].sock.getsockname()[1]
+            error_log.info("HTTP/3 on udp port %d, one socket per worker process", port)
         for slot in range(1, self.config.worker_count + 1):
             self._spawn(slot)
         while not self._stop.is_set():
@@ -121,6 +134,7 @@ class ProcessSupervisor:
                     slot,
                     self.metrics,
                     self._server_stopping.is_set,
+                    self.quic[slot - 1] if self.quic else None,
                 ),
                 ready_w,
             )
@@ -245,6 +259,8 @@ class ProcessSupervisor:
             self._reap()
             time.sleep(_POLL)
         self._close_listeners()
+        for endpoint in self.quic:
+            endpoint.sock.close()
         error_log.info("Finished supervisor process [%d]", os.getpid())
 
     def _close_listeners(self) -> None:

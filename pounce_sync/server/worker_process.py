@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from async_pool import QuicEndpoint
 from pounce_sync.config import Config
 from pounce_sync.observe.metrics import SharedMetrics
 from pounce_sync.worker.context import Listener
@@ -35,6 +36,7 @@ class WorkerProcessSpec:
     slot: int  # 1-based, stable across restarts
     metrics: SharedMetrics | None
     server_stopping: Callable[[], bool]  # the whole server stops, not just this process
+    quic: QuicEndpoint | None = None  # this slot's HTTP/3 socket
 
 
 def run_worker_process(spec: WorkerProcessSpec, ready_w: int) -> NoReturn:
@@ -59,6 +61,7 @@ def run_worker_process(spec: WorkerProcessSpec, ready_w: int) -> NoReturn:
             metrics=spec.metrics,
             process_index=spec.slot - 1,
             server_stopping=spec.server_stopping,
+            quic=spec.quic,
         )
         code = server.run()
     except BaseException:

@@ -1,0 +1,220 @@
+"""HTTP/3 end to end: pounce-sync --http3 (zoomies) and aioquic's client over loopback UDP.
+
+Runs on Python 3.14, where HTTP/3 exists; the start-up refusal on older Pythons is
+tested in test_http3_startup.py.
+"""
+
+import asyncio
+import hashlib
+import http.client
+import json
+import re
+import signal
+import ssl
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+if sys.version_info < (3, 14):
+    pytest.skip("HTTP/3 needs Python 3.14 (bengal-zoomies)", allow_module_level=True)
+
+from ..h3_client import h3_connect
+from ..server.test_tls import OPENSSL
+from ..tls_server import Certs, TLSServerProcess, make_certs, running_tls_server
+
+_UDP_PORT = re.compile(r"HTTP/3 on udp port (\d+)")
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    assert OPENSSL is not None
+    return make_certs(OPENSSL, tmp_path_factory.mktemp("tls"))
+
+
+def udp_port(server: TLSServerProcess) -> int:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        match = _UDP_PORT.search(server.stderr)
+        if match:
+            return int(match[1])
+        time.sleep(0.02)
+    raise AssertionError("no HTTP/3 port announced:\n" + server.stderr)
+
+
+def h3_server(certs: Certs, *args: str):
+    return running_tls_server(certs, "--http3", *args, app="apps_http3:app")
+
+
+@pytest.fixture(scope="module", params=["thread", "process"])
+def server(request: pytest.FixtureRequest, certs: Certs) -> Iterator[TLSServerProcess]:
+    """Two workers: one process whose pool owns the socket, or two with a socket each."""
+    with h3_server(certs, "--workers", "2", "--worker-mode", request.param) as srv:
+        yield srv
+    assert "Traceback" not in srv.stderr, srv.stderr
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_get_verifies_the_certificate_and_answers_http_version_3(server, certs) -> None:
+    async def go():
+        async with h3_connect(udp_port(server), ca=certs.ca) as client:
+            assert client._quic.tls.alpn_negotiated == "h3"
+            response = await client.request("GET", "/scope?a=1")
+        assert response.status == 200
+        info = json.loads(response.body)
+        assert info["http_version"] == "3"
+        assert info["scheme"] == "https"
+        assert info["query_string"] == "a=1"
+        assert ["host", "localhost"] in info["headers"]
+
+    run(go())
+
+
+def test_tcp_responses_advertise_alt_svc(server, certs) -> None:
+    context = ssl.create_default_context(cafile=certs.ca)
+    conn = http.client.HTTPSConnection("localhost", server.port, context=context, timeout=10)
+    conn.request("GET", "/")
+    response = conn.getresponse()
+    assert response.read() == b"hello h3"
+    assert response.getheader("alt-svc") == f'h3=":{udp_port(server)}"; ma=86400'
+    conn.close()
+
+
+def test_post_with_a_one_mebibyte_body(server) -> None:
+    body = bytes(range(256)) * 4096
+
+    async def go():
+        async with h3_connect(udp_port(server)) as client:
+            return await client.request("POST", "/echo", body)
+
+    response = run(go())
+    assert response.status == 200
+    assert response.body == f"{len(body)} {hashlib.sha256(body).hexdigest()}".encode()
+
+
+def test_streaming_response_arrives_in_pieces(server) -> None:
+    async def go():
+        async with h3_connect(udp_port(server)) as client:
+            return await client.request("GET", "/stream")
+
+    response = run(go())
+    assert response.body == b"".join(b"chunk %d\n" % i for i in range(10))
+    assert response.chunks > 1
+
+
+def test_response_larger_than_the_clients_first_window(server) -> None:
+    """aioquic opens 1 MiB of connection credit; the rest comes as MAX_DATA frames."""
+    size = 3 * 1024 * 1024 + 17
+
+    async def go():
+        async with h3_connect(udp_port(server)) as client:
+            return await client.request("GET", f"/big?{size}")
+
+    response = run(go())
+    block = bytes(range(256)) * 256
+    assert len(response.body) == size
+    assert response.body == (block * (size // len(block) + 1))[:size]
+
+
+def test_trailers_follow_the_body(server) -> None:
+    async def go():
+        async with h3_connect(udp_port(server)) as client:
+            return await client.request("GET", "/trailers")
+
+    response = run(go())
+    assert response.body == b"body"
+    assert (b"x-checksum", b"abc") in response.trailers
+
+
+def test_hundred_concurrent_streams_on_one_connection(server) -> None:
+    async def go():
+        async with h3_connect(udp_port(server)) as client:
+            ids = [client.start("GET", f"/scope?n={i}") for i in range(100)]
+            return [await client.response(i) for i in ids]
+
+    responses = run(go())
+    assert [r.status for r in responses] == [200] * 100
+    assert [json.loads(r.body)["query_string"] for r in responses] == [f"n={i}" for i in range(100)]
+
+
+def test_more_streams_than_the_limit_over_a_connections_life(server) -> None:
+    """Each finished stream gives the client a new one (MAX_STREAMS)."""
+
+    async def go():
+        async with h3_connect(udp_port(server)) as client:
+            statuses = []
+            for _batch in range(3):
+                ids = [client.start("GET", "/") for _ in range(90)]
+                statuses += [(await client.response(i)).status for i in ids]
+            return statuses
+
+    assert run(go()) == [200] * 270
+
+
+def test_bad_request_on_one_stream_leaves_the_others_alive(server) -> None:
+    async def go():
+        async with h3_connect(udp_port(server)) as client:
+            slow = client.start("GET", "/slow?0.3")
+            bad = client.start("GET", "/", headers=[(b"Upper-Case", b"x")])
+            after = client.start("GET", "/scope")
+            return [await client.response(s) for s in (slow, bad, after)]
+
+    slow, bad, after = run(go())
+    assert bad.status == 400
+    assert (slow.status, slow.body) == (200, b"slow done")
+    assert after.status == 200
+
+
+def test_client_that_vanishes_mid_stream_is_noticed(certs) -> None:
+    """The client's socket goes away without a word: the idle timeout ends it."""
+    with h3_server(certs, "--http3-idle-timeout", "1") as server:
+        port = udp_port(server)
+
+        async def vanish():
+            async with h3_connect(port) as client:
+                stream = client.start("GET", "/hold")
+                while not client.responses[stream].body:
+                    await asyncio.sleep(0.01)
+                client._transport.close()  # no CONNECTION_CLOSE: the client just vanishes
+
+        async def gone():
+            async with h3_connect(port) as client:
+                for _ in range(100):
+                    response = await client.request("GET", "/gone")
+                    if response.body:
+                        return response.body
+                    await asyncio.sleep(0.05)
+            return b""
+
+        try:
+            run(vanish())
+        except Exception:
+            pass
+        assert run(gone()) == b"/hold"
+    assert "Traceback" not in server.stderr, server.stderr
+
+
+def test_shutdown_lets_streams_in_flight_finish(certs) -> None:
+    with h3_server(certs) as server:
+        port = udp_port(server)
+
+        async def go():
+            async with h3_connect(port) as client:
+                stream = client.start("GET", "/slow?1")
+                await asyncio.sleep(0.3)
+                server.send_signal(signal.SIGTERM)
+                response = await client.response(stream)
+                async with asyncio.timeout(10):
+                    while client.terminated is None:
+                        await asyncio.sleep(0.02)
+                return response, client.terminated
+
+        response, terminated = run(go())
+        assert (response.status, response.body) == (200, b"slow done")
+        assert terminated.error_code in (0, 0x100)  # closed cleanly once drained
+        assert server.wait_exit() == 0
+    assert "Traceback" not in server.stderr, server.stderr

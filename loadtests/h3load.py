@@ -39,7 +39,7 @@ async def _connection(port: int, streams: int, count: int, path: str, latencies:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--connections", type=int, default=2)
     parser.add_argument("--streams", type=int, default=10)

@@ -36,4 +36,14 @@ def test_http3_on_an_interpreter_without_it(tmp_path) -> None:
     else:
         expected = "--http3 needs an ECDSA P-256 TLS key (bengal-zoomies signs with no other)"
     assert lines == [f"pounce-sync: error: {expected}"], server.stderr
-    assert "zoomies" not in sys.modules
+
+
+def test_the_server_imports_zoomies_only_for_http3() -> None:
+    """Checked in a fresh interpreter: other tests of this process may have imported it."""
+    import subprocess
+
+    code = "import sys, pounce_sync.server.run, async_pool; print('zoomies' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "False"

@@ -516,11 +516,16 @@ class H3Endpoint(asyncio.DatagramProtocol):
             error_log.exception("Unexpected error serving HTTP/3 to %s", addr)
 
     def _accepts(self, data: bytes) -> bool:
-        """A new connection starts with an Initial in a datagram of 1200 bytes or more."""
+        """A new connection starts with an Initial in a datagram of 1200 bytes or more.
+
+        At most --async-backlog connections at once, the cap every pool connection has:
+        past it a client's Initial is dropped, as a full listen queue drops a SYN.
+        """
         return (
             len(data) >= 1200
             and data[0] & 0xB0 == 0x80  # long header, Initial
             and not self.ctx.shutdown.is_set()
+            and len(self.live) < self.ctx.config.async_backlog
         )
 
     def _open(self, data: bytes, addr: tuple[str, int]) -> None:

@@ -31,6 +31,9 @@ fixes written for code that is not there.
 7. Every Initial packet puts the server back in the Handshake state, also the
    client's late ACK of the server's Initial after the handshake: from then on
    zoomies sends no stream data at all. The 1-RTT state is kept here.
+8. The peer's CONNECTION_CLOSE is not acted on: the connection stayed until its
+   idle timeout (30 s by default), holding a slot of --async-backlog. It is taken
+   out here and ends the connection at once.
 zoomies also never extends the client's credit (MAX_DATA, MAX_STREAM_DATA,
 MAX_STREAMS) and cannot reset a stream; the adapter writes those frames through
 `queue_frames`.
@@ -263,6 +266,10 @@ class ServerQuic(QuicConnection):
         elif ftype == wire.MAX_STREAM_DATA:
             stream_id, limit = wire.varints(payload, body, 2)
             self.credit_events.append((stream_id, limit))
+        elif ftype in (wire.CONNECTION_CLOSE, wire.CONNECTION_CLOSE_APP):
+            # The peer closed (RFC 9000 10.2.2): nothing more is sent, the connection's
+            # state goes at once instead of lingering until the idle timeout.
+            self._state = zconn.ConnectionState.CLOSED
         # MAX_STREAMS: the server opens no bidirectional streams; *_BLOCKED and
         # NEW_TOKEN need no answer.
 
@@ -347,6 +354,8 @@ _TAKEN = frozenset(
         wire.STREAMS_BLOCKED_BIDI,
         wire.STREAMS_BLOCKED_UNI,
         0x07,  # NEW_TOKEN
+        wire.CONNECTION_CLOSE,
+        wire.CONNECTION_CLOSE_APP,
     }
 )
 

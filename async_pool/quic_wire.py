@@ -23,6 +23,8 @@ DATA_BLOCKED = 0x14
 STREAM_DATA_BLOCKED = 0x15
 STREAMS_BLOCKED_BIDI = 0x16
 STREAMS_BLOCKED_UNI = 0x17
+CONNECTION_CLOSE = 0x1C  # a transport error
+CONNECTION_CLOSE_APP = 0x1D  # the application's close, e.g. H3_NO_ERROR
 
 
 def pull_varint(data: bytes, pos: int) -> tuple[int, int]:

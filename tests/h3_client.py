@@ -96,7 +96,9 @@ class H3Client(QuicConnectionProtocol):
 
 
 @asynccontextmanager
-async def h3_connect(port: int, ca: str | None = None, **config) -> AsyncIterator[H3Client]:
+async def h3_connect(
+    port: int, ca: str | None = None, connect_timeout: float = 10.0, **config
+) -> AsyncIterator[H3Client]:
     configuration = QuicConfiguration(
         is_client=True,
         alpn_protocols=H3_ALPN,
@@ -107,7 +109,7 @@ async def h3_connect(port: int, ca: str | None = None, **config) -> AsyncIterato
     )
     if ca:
         configuration.load_verify_locations(ca)
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(connect_timeout):
         manager = connect("127.0.0.1", port, configuration=configuration, create_protocol=H3Client)
         client = await manager.__aenter__()
     try:

@@ -169,6 +169,42 @@ def test_bad_request_on_one_stream_leaves_the_others_alive(server) -> None:
     assert after.status == 200
 
 
+def test_connections_past_the_pool_backlog_are_not_accepted(certs) -> None:
+    """--async-backlog caps QUIC connections as it caps the pool's other connections."""
+    with h3_server(certs, "--async-backlog", "1") as server:
+        port = udp_port(server)
+
+        async def second_while_first_open() -> tuple[bytes, str]:
+            async with h3_connect(port) as first:
+                assert (await first.request("GET", "/")).status == 200
+                try:  # its Initial is dropped: the handshake never completes
+                    async with h3_connect(port, connect_timeout=2.0) as second:
+                        refused = f"served: {(await second.request('GET', '/')).status}"
+                except (TimeoutError, ConnectionError) as exc:
+                    refused = type(exc).__name__
+                again = (await first.request("GET", "/")).body  # the first one is unharmed
+            return again, refused
+
+        async def after_the_first_closed() -> int:
+            async with h3_connect(port, connect_timeout=3.0) as third:
+                return (await third.request("GET", "/")).status
+
+        again, refused = run(second_while_first_open())
+        assert refused in ("TimeoutError", "ConnectionError"), refused
+        assert again == b"hello h3"
+        # The first client's CONNECTION_CLOSE frees its slot at once, not at the idle
+        # timeout (30 s): three tries of 3 s leave room for a busy machine, not for that.
+        status = 0
+        for _ in range(3):
+            try:
+                status = run(after_the_first_closed())
+                break
+            except (TimeoutError, ConnectionError):
+                continue
+        assert status == 200
+    assert "Traceback" not in server.stderr, server.stderr
+
+
 def test_client_that_vanishes_mid_stream_is_noticed(certs) -> None:
     """The client's socket goes away without a word: the idle timeout ends it."""
     with h3_server(certs, "--http3-idle-timeout", "1") as server:

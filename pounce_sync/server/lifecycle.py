@@ -241,6 +241,14 @@ class Server:
                 return
         error_log.info("worker process [%d] retiring after %d requests", os.getpid(), self._served)
         self._exit_code = EXIT_RETIRED
+        # Stop taking connections now, on this worker thread, rather than when the main
+        # thread starts the drain: a fast client would meanwhile get dozens more requests
+        # served here. The siblings accept from the shared socket; what is parked here
+        # is answered with `connection: close` (the drain's first step, done early).
+        assert self.ctx is not None
+        self.ctx.stopping.set()
+        for listener in self.listeners:
+            self.reactors.remove_listener(listener.sock)
         self._shutdown_requested.set()
 
     def request_shutdown(self) -> None:

@@ -1,6 +1,7 @@
 """--limit-max-requests: workers retire gracefully and are replaced; no request fails."""
 
 import re
+from collections import Counter
 
 from ..http_client import request
 from ..server_process import running_server
@@ -42,6 +43,9 @@ def test_worker_processes_retire_and_are_replaced() -> None:
     with running_server(*args, "--no-access-log") as srv:
         pids = _ask_many(srv, 40)
         assert srv.stop() == 0
-    assert len(set(pids)) >= 4  # every process served at most about 4 requests, then left
+    # A retiring process stops accepting at its 4th request, on the worker thread: it
+    # served dozens more while its main thread got round to the drain (40 of 40 once).
+    assert max(Counter(pids).values()) <= 5, Counter(pids)
+    assert len(set(pids)) >= 8
     assert srv.stderr.count("retired; starting a new one") >= 2
     assert "restarts within" not in srv.stderr

@@ -30,7 +30,7 @@ class AccessLogger(Protocol):
         client: tuple[str, int] | None,
         request: Request,
         status: int,
-        bytes_sent: int,
+        body_bytes: int,
         started: float,
         request_id: bytes | None,
     ) -> None: ...

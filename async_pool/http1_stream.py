@@ -53,7 +53,6 @@ class StreamingExchange(HTTPExchange):
         keep_alive = handoff.keep_alive and not ctx.shutdown.is_set()
         self.writer = ResponseWriter(handoff.request, keep_alive, handoff.default_fields)
         self.eom_seen = False  # the parser has given the body's EndOfMessage
-        self.bytes_sent = 0
         self.gone = asyncio.Event()  # set with `disconnected`: the client closed, reset or left
         self._watcher: asyncio.Task[None] | None = None
 
@@ -166,7 +165,6 @@ class StreamingExchange(HTTPExchange):
         except (ConnectionLost, TimeoutError) as exc:
             self._lost()
             raise ClientDisconnected(str(exc) or "write timed out") from None
-        self.bytes_sent += len(data)
 
     # -- the whole exchange ----------------------------------------------------
     async def run(self) -> bool:
@@ -236,7 +234,7 @@ async def serve_streaming(handoff: StreamingRequest, ctx: PoolContext) -> None:
                 scope.get("client"),
                 exchange.request,
                 exchange.status,
-                exchange.bytes_sent,
+                exchange.writer.body_bytes,
                 started,
                 request_id.encode("ascii") if request_id else None,
             )

@@ -396,7 +396,7 @@ class H2Server:
             if access.enabled:
                 client = stream.scope.get("client")
                 access.log(
-                    client, stream.request, stream.status, stream.bytes_sent, started, request_id
+                    client, stream.request, stream.status, stream.body_bytes, started, request_id
                 )
             self._stream_finished()
 

@@ -178,7 +178,7 @@ class H2Stream(HTTPExchange):
         self._headers: Headers = []
         self._trailers: Headers = []
         self.ended = False  # END_STREAM sent
-        self.bytes_sent = 0
+        self.body_bytes = 0  # DATA payload sent: the access log's B
 
     # -- from the connection's reader ----------------------------------------
     def on_data(self, data: bytes, flow_length: int) -> None:
@@ -291,7 +291,7 @@ class H2Stream(HTTPExchange):
         end = self.response_complete
         if body or end:
             await self.link.send_body(self, body, end)
-            self.bytes_sent += len(body)
+            self.body_bytes += len(body)
             if end:
                 self._mark_ended()
 

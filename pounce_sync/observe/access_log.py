@@ -4,10 +4,13 @@
 positional %-template and one small function per atom, so a line costs a few
 function calls and one `%`: the format string is never parsed on the request path.
 
+`B`/`b` are gunicorn's: the bytes of the response body put on the wire, without the
+head or chunked framing, 0 for HEAD, 204 and 304; the built-in line shows the same.
+
 Differences from gunicorn, each on purpose:
 
-- `B`/`b` count the bytes written for the response, head included, as the built-in
-  line does: the sync path counts wire bytes, not body bytes.
+- `b` renders `-` for 0, as Apache's CLF `%b` and gunicorn's documentation say;
+  gunicorn's code (27.0.1) renders `0` there, because `str(0)` is true.
 - `{name}o` (response headers) renders `-`: the response writer keeps the app's
   headers only as encoded wire bytes.
 - An empty query string (`q`) renders `-`, so whitespace-split fields stay aligned.
@@ -34,7 +37,7 @@ class AccessRecord(NamedTuple):
     client: tuple[str, int] | None
     request: Request
     status: int
-    bytes_sent: int
+    body_bytes: int  # the response body, without head or framing (`B`)
     elapsed: float  # seconds from the complete request head to the end of the response
     request_id: bytes | None
 
@@ -69,7 +72,7 @@ class AccessLog:
         client: tuple[str, int] | None,
         request: Request,
         status: int,
-        bytes_sent: int,
+        body_bytes: int,
         started: float,
         request_id: bytes | None,
     ) -> None:
@@ -78,7 +81,7 @@ class AccessLog:
             return
         elapsed = time.perf_counter() - started
         access_logger.info(
-            self._line(AccessRecord(client, request, status, bytes_sent, elapsed, request_id))
+            self._line(AccessRecord(client, request, status, body_bytes, elapsed, request_id))
         )
 
     def log_websocket(
@@ -103,7 +106,7 @@ def line_formatter(fmt: str | None) -> AccessFormatter:
 
 
 def default_line(record: AccessRecord) -> str:
-    """`client - "METHOD target HTTP/v" status bytes 1.23ms[ id=...]`, on every protocol."""
+    """`client - "METHOD target HTTP/v" status body-bytes 1.23ms[ id=...]`, on every protocol."""
     request = record.request
     return '%s - "%s %s HTTP/%s" %d %d %.2fms%s' % (
         "%s:%d" % record.client if record.client else "-",
@@ -111,7 +114,7 @@ def default_line(record: AccessRecord) -> str:
         request.target.decode("ascii", "replace"),
         request.http_version.decode("ascii", "replace"),
         record.status,
-        record.bytes_sent,
+        record.body_bytes,
         record.elapsed * 1000,
         " id=" + record.request_id.decode("ascii") if record.request_id else "",
     )
@@ -216,7 +219,7 @@ def _status(record: AccessRecord) -> int | str:
 
 
 def _bytes_or_dash(record: AccessRecord) -> int | str:
-    return record.bytes_sent or "-"
+    return record.body_bytes or "-"
 
 
 _clock_cache: tuple[int, str] = (-1, "")
@@ -254,7 +257,7 @@ _ATOMS: dict[str, Atom] = {
     "q": _query,
     "H": lambda record: "HTTP/" + record.request.http_version.decode("latin-1"),
     "s": _status,
-    "B": lambda record: record.bytes_sent,
+    "B": lambda record: record.body_bytes,
     "b": _bytes_or_dash,
     "f": _header(b"referer"),
     "a": _header(b"user-agent"),

@@ -35,7 +35,6 @@ class HTTPCycle(HTTPExchange):
     __slots__ = (
         "_disconnect_waiter",
         "_pending",
-        "bytes_sent",
         "conn",
         "on_stream",
         "stopping",
@@ -57,7 +56,6 @@ class HTTPCycle(HTTPExchange):
         self.conn = conn
         self.stopping = stopping
         self.writer = writer
-        self.bytes_sent = 0
         self.streamed = False  # the body came in several messages: the path is learned
         # Called once, at the first body message with more_body=True.
         self.on_stream = on_stream
@@ -182,7 +180,6 @@ class HTTPCycle(HTTPExchange):
             except ClientDisconnected:
                 self.disconnected = True
                 raise
-            self.bytes_sent += len(data)
         waiter = self._disconnect_waiter
         if not more_body and waiter is not None and not waiter.done():
             waiter.set_result(None)

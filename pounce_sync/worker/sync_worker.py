@@ -321,7 +321,7 @@ class SyncWorker:
             self.metrics.finished(request.method, cycle.status or 500, elapsed)
         if self._access_log.enabled:
             self._access_log.log(
-                client, request, cycle.status, cycle.bytes_sent, started, request_id
+                client, request, cycle.status, writer.body_bytes, started, request_id
             )
         # Not closed just because a drain began meanwhile: this response promised keep-alive,
         # so a next request may be on its way already (see _park).

@@ -18,6 +18,7 @@ from pounce_sync.asgi.exchange import (
     NOT_STARTED,
     READ_BODY,
     HTTPExchange,
+    KeepsResponseHeaders,
     log_app_error,
 )
 from pounce_sync.http1 import (
@@ -217,9 +218,16 @@ class StreamingExchange(HTTPExchange):
         return True
 
 
+class HeaderKeepingStreamingExchange(KeepsResponseHeaders, StreamingExchange):
+    """A StreamingExchange for an access format that shows response headers (`{name}o`)."""
+
+
 async def serve_streaming(handoff: StreamingRequest, ctx: PoolContext) -> None:
     stream = AsyncSocket(handoff.conn.sock, asyncio.get_running_loop())
-    exchange = StreamingExchange(stream, handoff, ctx)
+    keeps = ctx.access_log.keeps_response_headers
+    exchange = (HeaderKeepingStreamingExchange if keeps else StreamingExchange)(
+        stream, handoff, ctx
+    )
     started = time.perf_counter()
     keep_alive = False
     try:
@@ -237,4 +245,5 @@ async def serve_streaming(handoff: StreamingRequest, ctx: PoolContext) -> None:
                 exchange.writer.body_bytes,
                 started,
                 request_id.encode("ascii") if request_id else None,
+                exchange.response_headers,
             )

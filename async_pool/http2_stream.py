@@ -21,6 +21,7 @@ from pounce_sync.asgi.exchange import (
     INCOMPLETE,
     NOT_STARTED,
     HTTPExchange,
+    KeepsResponseHeaders,
     log_app_error,
 )
 from pounce_sync.asgi.scope import add_request_context, build_http_scope
@@ -350,3 +351,7 @@ class H2Stream(HTTPExchange):
             self.link.reset(self.id, ErrorCodes.INTERNAL_ERROR)  # cancelled mid-response
         elif not self.request_ended:
             self.link.reset(self.id, ErrorCodes.NO_ERROR)  # answered without the whole body
+
+
+class HeaderKeepingH2Stream(KeepsResponseHeaders, H2Stream):
+    """An H2Stream for an access format that shows response headers (`{name}o`)."""

@@ -99,6 +99,10 @@ async def app(scope: Scope, receive, send) -> None:
         await _respond(send, 200, b"twelve bytes")
     elif path == "/status":
         await _respond(send, int(scope["query_string"] or b"200"), b"")
+    elif path == "/start-then-read":  # the head waits for the body: a 413 can still replace it
+        headers = [(b"content-type", b"text/plain")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": await _read_body(receive)})
     else:
         await _respond(send, 200, b"Hello, world!", [(b"content-type", b"text/plain")])
 

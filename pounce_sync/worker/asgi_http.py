@@ -14,7 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 from pounce_sync.asgi.disconnect import ClientDisconnected, disconnect_message
-from pounce_sync.asgi.exchange import AWAIT_DISCONNECT, READ_BODY, HTTPExchange
+from pounce_sync.asgi.exchange import (
+    AWAIT_DISCONNECT,
+    READ_BODY,
+    HTTPExchange,
+    KeepsResponseHeaders,
+)
 from pounce_sync.http1 import (
     CONTINUE_HEAD,
     NEED_DATA,
@@ -203,3 +208,7 @@ class HTTPCycle(HTTPExchange):
                 return False
             if type(event) is not Data:
                 return True
+
+
+class HeaderKeepingCycle(KeepsResponseHeaders, HTTPCycle):
+    """An HTTPCycle for an access format that shows response headers (`{name}o`)."""

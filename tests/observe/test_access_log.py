@@ -5,8 +5,14 @@ import re
 
 import pytest
 
+from pounce_sync.config import Config
 from pounce_sync.http1 import BodyFraming, Request
-from pounce_sync.observe.access_log import AccessRecord, compile_format
+from pounce_sync.observe.access_log import (
+    AccessLog,
+    AccessRecord,
+    compile_format,
+    shows_response_headers,
+)
 
 from ..h2_client import H2Client
 from ..server_process import ServerProcess, exchange, running_server
@@ -31,7 +37,7 @@ EXPECTED_TAGGED = {
     "a": "ua/1",
     "{X-Custom}i": "custom value",
     "{x-request-id}i": "trace-7",
-    "{content-type}o": "-",  # response headers are not available
+    "{content-type}o": "-",  # /status sends none
     "zz": "-",  # unknown atom
 }
 
@@ -75,6 +81,7 @@ def test_atoms_on_a_served_request() -> None:
     # Absent values are "-"; the id --request-id made is the one the client got back.
     assert (untagged["q"], untagged["f"], untagged["{X-Custom}i"]) == ("-", "-", "-")
     assert untagged["a"] == "-" and untagged["{x-request-id}i"] == made_id
+    assert untagged["{content-type}o"] == "text/plain"
     # B counts the body only, as gunicorn's does.
     assert posted["r"] == "POST /echo HTTP/1.0" and posted["s"] == "200"
     assert (posted["B"], posted["b"]) == ("5", "5") and raw.endswith(b"\r\n\r\nhello")
@@ -123,10 +130,10 @@ def test_requests_on_the_async_pool_use_the_format_too() -> None:
 BODY_FORMAT = "ACCESS %(r)s|%(s)s|%(b)s|%(B)s"
 
 
-def _body_counts(server: ServerProcess) -> dict[str, tuple[str, str, str]]:
-    """Request line -> (status, b, B), from a stopped server's access lines."""
+def _by_request_line(server: ServerProcess) -> dict[str, tuple[str, ...]]:
+    """Request line -> the other fields, from a stopped server's `ACCESS %(r)s|...` lines."""
     fields = (line.split("|") for line in _tagged(server.stdout))
-    return {r: (status, b, big_b) for r, status, b, big_b in fields}
+    return {r: tuple(rest) for r, *rest in fields}
 
 
 def _http11(server: ServerProcess, *requests: tuple[str, str, dict[str, str]]) -> None:
@@ -143,7 +150,7 @@ def test_b_and_B_count_the_body_alone_on_the_sync_path() -> None:
         _http11(srv, ("GET", "/", {}), ("HEAD", "/head", {}), ("GET", "/status?204", {}))
         _http11(srv, ("GET", "/stream?3", {}))  # "0\n1\n2\n" in three chunks
         srv.stop()
-    assert _body_counts(srv) == {
+    assert _by_request_line(srv) == {
         "GET / HTTP/1.1": ("200", "13", "13"),
         "HEAD /head HTTP/1.1": ("200", "-", "0"),
         "GET /status?204 HTTP/1.1": ("204", "-", "0"),
@@ -159,7 +166,7 @@ def test_b_and_B_count_the_body_alone_for_wsgi_and_http10() -> None:
         _http11(srv, ("GET", "/list", {}))
         srv.stop()
     assert raw.endswith(b"\r\n\r\nfirst\nsecond\n")
-    assert _body_counts(srv) == {
+    assert _by_request_line(srv) == {
         "GET /stream HTTP/1.0": ("200", "13", "13"),
         "GET /list HTTP/1.1": ("201", "13", "13"),
     }
@@ -173,7 +180,7 @@ def test_b_and_B_count_the_body_alone_on_the_async_pool() -> None:
         _http11(srv, ("GET", "/sse?n=2", sse), ("GET", "/feed/chunks?n=3", {}))
         _http11(srv, ("HEAD", "/feed/chunks?n=3", {}))
         srv.stop()
-    assert _body_counts(srv) == {
+    assert _by_request_line(srv) == {
         "GET /sse?n=2 HTTP/1.1": ("200", "18", "18"),  # "data: N\n\n" twice
         "GET /feed/chunks?n=3 HTTP/1.1": ("200", "24", "24"),  # "chunk N\n" three times
         "HEAD /feed/chunks?n=3 HTTP/1.1": ("200", "-", "0"),
@@ -188,8 +195,89 @@ def test_b_and_B_count_the_body_alone_on_http2() -> None:
             assert client.response(client.request("/", method="HEAD")).body == b""
             assert client.get("/trailers").body == b"part 1, part 2"
         srv.stop()
-    assert _body_counts(srv) == {
+    assert _by_request_line(srv) == {
         "GET / HTTP/2": ("200", "8", "8"),
         "HEAD / HTTP/2": ("200", "-", "0"),
         "GET /trailers HTTP/2": ("200", "14", "14"),
     }
+
+
+# -- {name}o: the app's response headers, on every protocol path -----------------------------
+
+# Names in another case than the apps send them; Server is the server's own, not the app's.
+HEADERS_FORMAT = "ACCESS %(r)s|%(s)s|%({Content-TYPE}o)s|%({x-multi}o)s|%({SERVER}o)s"
+
+
+def test_response_headers_on_the_sync_path() -> None:
+    args = ["--access-log-format", HEADERS_FORMAT, "--max-body-size", "10"]
+    with running_server(*args) as srv:
+        _http11(srv, ("GET", "/", {}), ("GET", "/scope", {}), ("GET", "/status?404", {}))
+        _http11(srv, ("GET", "/stream?2", {}))
+        client = http.client.HTTPConnection(srv.host, srv.port, timeout=30)
+        # Chunked, so the limit is met while the app reads: the app's head never went out.
+        client.request("POST", "/start-then-read", body=iter([b"x" * 100]))
+        assert client.getresponse().status == 413
+        client.close()
+        srv.stop()
+    assert _by_request_line(srv) == {
+        "GET / HTTP/1.1": ("200", "text/plain", "-", "-"),
+        "GET /scope HTTP/1.1": ("200", "application/json", "-", "-"),
+        "GET /status?404 HTTP/1.1": ("404", "-", "-", "-"),
+        "GET /stream?2 HTTP/1.1": ("200", "-", "-", "-"),
+        "POST /start-then-read HTTP/1.1": ("413", "-", "-", "-"),
+    }
+
+
+def test_response_headers_of_a_wsgi_app() -> None:
+    """Repeated fields are joined, as for `{name}i`."""
+    args = ["--interface", "wsgi", "--access-log-format", HEADERS_FORMAT]
+    with running_server(*args, app="apps_wsgi:app") as srv:
+        _http11(srv, ("GET", "/list", {}), ("GET", "/stream", {}))
+        srv.stop()
+    assert _by_request_line(srv) == {
+        "GET /list HTTP/1.1": ("201", "text/plain", "a, b", "-"),
+        "GET /stream HTTP/1.1": ("200", "text/plain", "-", "-"),
+    }
+
+
+def test_response_headers_on_the_async_pool() -> None:
+    args = ["--access-log-format", HEADERS_FORMAT, "--stream-path", "/feed"]
+    with running_server(*args, app="apps_streaming:app") as srv:
+        sse = {"Accept": "text/event-stream"}
+        _http11(srv, ("GET", "/sse?n=1", sse), ("GET", "/feed/chunks?n=1", {}))
+        srv.stop()
+    assert _by_request_line(srv) == {
+        "GET /sse?n=1 HTTP/1.1": ("200", "text/event-stream", "-", "-"),
+        "GET /feed/chunks?n=1 HTTP/1.1": ("200", "text/plain", "-", "-"),
+    }
+
+
+def test_response_headers_on_http2() -> None:
+    with running_server("--access-log-format", HEADERS_FORMAT, app="apps_http2:app") as srv:
+        with srv.connect(30) as sock:
+            client = H2Client(sock)
+            assert client.get("/").headers[b"content-type"] == b"text/plain"
+            assert client.get("/scope").status == 200
+        srv.stop()
+    assert _by_request_line(srv) == {
+        "GET / HTTP/2": ("200", "text/plain", "-", "-"),
+        "GET /scope HTTP/2": ("200", "application/json", "-", "-"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("fmt", "keeps"),
+    [
+        (HEADERS_FORMAT, True),
+        ("%(h)s %({content-type}i)s %(b)s", False),
+        ("%%({content-type}o)s", False),  # a literal percent sign, not an atom
+        (None, False),
+    ],
+)
+def test_response_headers_are_kept_only_for_a_format_that_shows_them(
+    fmt: str | None, keeps: bool
+) -> None:
+    assert shows_response_headers(fmt) is keeps
+    assert AccessLog(Config(access_log_format=fmt)).keeps_response_headers is keeps
+    off = Config(access_log=False, access_log_format=fmt)
+    assert AccessLog(off).keeps_response_headers is False

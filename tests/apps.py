@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import threading
 import time
 from typing import Any
 
@@ -78,6 +79,8 @@ async def app(scope: Scope, receive, send) -> None:
         await send({"type": "http.response.body", "body": b""})
     elif path == "/pid":
         await _respond(send, 200, str(os.getpid()).encode())
+    elif path == "/threads":  # the names of this process's threads, one a line
+        await _respond(send, 200, thread_names())
     elif path == "/big":
         size = int(scope["query_string"] or b"1048576")
         await _respond(send, 200, b"x" * size)
@@ -161,3 +164,8 @@ def make_app() -> Any:
 
 
 raising_at_import = None
+
+
+def thread_names() -> bytes:
+    """Which threads the server process runs, for tests that look for one by name."""
+    return "\n".join(sorted(t.name for t in threading.enumerate())).encode()

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pounce_sync.asgi.exchange import ResponseHeaders
 from pounce_sync.asgi.proxy import TrustedProxies
 from pounce_sync.config import Config
 from pounce_sync.http1 import Request
@@ -24,15 +25,17 @@ class AccessLogger(Protocol):
     """The server's access log (observe.access_log.AccessLog), handed to the pool."""
 
     enabled: bool
+    keeps_response_headers: bool  # the format shows one: the shells must keep the app's
 
     def log(
         self,
         client: tuple[str, int] | None,
         request: Request,
         status: int,
-        bytes_sent: int,
+        body_bytes: int,
         started: float,
         request_id: bytes | None,
+        response_headers: ResponseHeaders = (),
     ) -> None: ...
 
     def log_websocket(
@@ -42,6 +45,7 @@ class AccessLogger(Protocol):
 
 class _NoAccessLog:
     enabled = False
+    keeps_response_headers = False
 
     def log(self, *args: Any) -> None:
         pass

@@ -18,6 +18,7 @@ from pounce_sync.asgi.exchange import (
     NOT_STARTED,
     READ_BODY,
     HTTPExchange,
+    KeepsResponseHeaders,
     log_app_error,
 )
 from pounce_sync.http1 import (
@@ -53,7 +54,6 @@ class StreamingExchange(HTTPExchange):
         keep_alive = handoff.keep_alive and not ctx.shutdown.is_set()
         self.writer = ResponseWriter(handoff.request, keep_alive, handoff.default_fields)
         self.eom_seen = False  # the parser has given the body's EndOfMessage
-        self.bytes_sent = 0
         self.gone = asyncio.Event()  # set with `disconnected`: the client closed, reset or left
         self._watcher: asyncio.Task[None] | None = None
 
@@ -166,7 +166,6 @@ class StreamingExchange(HTTPExchange):
         except (ConnectionLost, TimeoutError) as exc:
             self._lost()
             raise ClientDisconnected(str(exc) or "write timed out") from None
-        self.bytes_sent += len(data)
 
     # -- the whole exchange ----------------------------------------------------
     async def run(self) -> bool:
@@ -219,9 +218,16 @@ class StreamingExchange(HTTPExchange):
         return True
 
 
+class HeaderKeepingStreamingExchange(KeepsResponseHeaders, StreamingExchange):
+    """A StreamingExchange for an access format that shows response headers (`{name}o`)."""
+
+
 async def serve_streaming(handoff: StreamingRequest, ctx: PoolContext) -> None:
     stream = AsyncSocket(handoff.conn.sock, asyncio.get_running_loop())
-    exchange = StreamingExchange(stream, handoff, ctx)
+    keeps = ctx.access_log.keeps_response_headers
+    exchange = (HeaderKeepingStreamingExchange if keeps else StreamingExchange)(
+        stream, handoff, ctx
+    )
     started = time.perf_counter()
     keep_alive = False
     try:
@@ -236,7 +242,8 @@ async def serve_streaming(handoff: StreamingRequest, ctx: PoolContext) -> None:
                 scope.get("client"),
                 exchange.request,
                 exchange.status,
-                exchange.bytes_sent,
+                exchange.writer.body_bytes,
                 started,
                 request_id.encode("ascii") if request_id else None,
+                exchange.response_headers,
             )

@@ -36,6 +36,7 @@ from .context import PoolContext
 from .handoffs import HTTP2Connection
 from .http2_stream import (
     H2Stream,
+    HeaderKeepingH2Stream,
     Headers,
     StreamGone,
     build_scope,
@@ -189,6 +190,9 @@ class H2Server:
         self._done = asyncio.Event()
         self._idle_timer: asyncio.TimerHandle | None = None
         self._defaults = DefaultFields(ctx.config)
+        # Chosen once a connection: only a format that shows response headers keeps them.
+        keeps = ctx.access_log.keeps_response_headers
+        self._stream_type = HeaderKeepingH2Stream if keeps else H2Stream
         health = ctx.config.health_path
         self._health_target = health.encode() if health else None
         self._handlers: dict[type, Callable[[Any], None]] = {
@@ -377,7 +381,9 @@ class H2Server:
         request_id = find_or_make_request_id(request.headers) if config.request_id else None
         scope = build_scope(request, self.conn_info, self.ctx, request_id)
         extra = [(b"x-request-id", request_id)] if request_id is not None else None
-        stream = H2Stream(self, stream_id, request, scope, request_ended=ended, extra_headers=extra)
+        stream = self._stream_type(
+            self, stream_id, request, scope, request_ended=ended, extra_headers=extra
+        )
         self.streams[stream_id] = stream
         self._cancel_idle()
         task = asyncio.get_running_loop().create_task(self._run_stream(stream, request_id))
@@ -396,7 +402,13 @@ class H2Server:
             if access.enabled:
                 client = stream.scope.get("client")
                 access.log(
-                    client, stream.request, stream.status, stream.bytes_sent, started, request_id
+                    client,
+                    stream.request,
+                    stream.status,
+                    stream.body_bytes,
+                    started,
+                    request_id,
+                    stream.response_headers,
                 )
             self._stream_finished()
 

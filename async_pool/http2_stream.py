@@ -21,6 +21,7 @@ from pounce_sync.asgi.exchange import (
     INCOMPLETE,
     NOT_STARTED,
     HTTPExchange,
+    KeepsResponseHeaders,
     log_app_error,
 )
 from pounce_sync.asgi.scope import add_request_context, build_http_scope
@@ -178,7 +179,7 @@ class H2Stream(HTTPExchange):
         self._headers: Headers = []
         self._trailers: Headers = []
         self.ended = False  # END_STREAM sent
-        self.bytes_sent = 0
+        self.body_bytes = 0  # DATA payload sent: the access log's B
 
     # -- from the connection's reader ----------------------------------------
     def on_data(self, data: bytes, flow_length: int) -> None:
@@ -291,7 +292,7 @@ class H2Stream(HTTPExchange):
         end = self.response_complete
         if body or end:
             await self.link.send_body(self, body, end)
-            self.bytes_sent += len(body)
+            self.body_bytes += len(body)
             if end:
                 self._mark_ended()
 
@@ -350,3 +351,7 @@ class H2Stream(HTTPExchange):
             self.link.reset(self.id, ErrorCodes.INTERNAL_ERROR)  # cancelled mid-response
         elif not self.request_ended:
             self.link.reset(self.id, ErrorCodes.NO_ERROR)  # answered without the whole body
+
+
+class HeaderKeepingH2Stream(KeepsResponseHeaders, H2Stream):
+    """An H2Stream for an access format that shows response headers (`{name}o`)."""

@@ -4,6 +4,10 @@
 handoff against a bounded backlog and schedules it on a loop with
 `call_soon_threadsafe`. A full pool refuses (the worker answers 503) rather than
 queue without bound.
+
+The loops start with `start()`, or else at the first `submit()`: a server whose
+handoffs are rare (a WSGI app's only one is a slow reader's `PendingWrite`) has
+no loop thread until it needs one.
 """
 
 import asyncio
@@ -112,15 +116,24 @@ class AsyncPool:
         self._active = 0
         self._next = 0
         self._closed = False
-        self._loops = [_LoopThread(f"async-pool-{i + 1}") for i in range(config.async_threads)]
+        # Published whole by start(), so submit() never picks a loop without its context.
+        self._loops: list[_LoopThread] = []
+        self._start_lock = threading.Lock()  # one start; none once shutdown began
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
-        for lt in self._loops:
-            lt.thread.start()
-            ready = threading.Event()
-            lt.loop.call_soon_threadsafe(self._make_context, lt, ready)
-            ready.wait()
+        """Start the loop threads, once; after begin_shutdown(), none."""
+        with self._start_lock:
+            if self._loops or self._closed:
+                return
+            count = self.config.async_threads
+            loops = [_LoopThread(f"async-pool-{i + 1}") for i in range(count)]
+            for lt in loops:
+                lt.thread.start()
+                ready = threading.Event()
+                lt.loop.call_soon_threadsafe(self._make_context, lt, ready)
+                ready.wait()
+            self._loops = loops
         if self._quic is not None:
             lt = self._loops[0]
             lt.loop.call_soon_threadsafe(self._start_http3, lt, self._quic)
@@ -175,7 +188,9 @@ class AsyncPool:
             if self._closed:
                 return
             self._closed = True
-        for lt in self._loops:
+        with self._start_lock:  # a start under way ends first; no other begins after this
+            loops = self._loops
+        for lt in loops:
             if lt.ctx is not None:
                 lt.loop.call_soon_threadsafe(lt.ctx.shutdown.set)
 
@@ -202,13 +217,16 @@ class AsyncPool:
     def submit(self, handoff: Handoff) -> bool:
         """Take ownership of `handoff` and its socket; False (socket untouched) when full."""
         kind, handler = _handler_for(handoff)
+        if not self._loops:
+            self.start()  # on demand: the first handoff of a server that did not start us
         with self._lock:
-            if self._closed or self._active >= self.config.async_backlog:
+            loops = self._loops
+            if self._closed or not loops or self._active >= self.config.async_backlog:
                 full = True
             else:
                 full = False
                 self._active += 1
-                lt = self._loops[self._next % len(self._loops)]
+                lt = loops[self._next % len(loops)]
                 self._next += 1
         if full:
             self.stats.rejected()

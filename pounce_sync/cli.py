@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import MISSING, fields
 from typing import Any, NoReturn
 
-from .config import Config, ConfigError, choices, flag_for
+from .config import SSL_KEYFILE_PASSWORD_ENV, Config, ConfigError, choices, flag_for
 from .uvicorn_flags import CLICK_BOOLEANS, UVICORN_ONLY, UVICORN_WS_VALUES, switch_hint
 from .version import __version__
 
@@ -147,6 +147,20 @@ def config_from_args(argv: list[str] | None = None) -> Config:
         parser.error(str(exc))
 
 
+def command_line_warnings(config: Config) -> tuple[str, ...]:
+    """What the command line itself gives away: a password on it is in every user's `ps`.
+
+    Only the command line warns: an embedding program passing the password to `run()`
+    shows it to nobody.
+    """
+    if config.ssl_keyfile_password is None:
+        return ()
+    return (
+        "--ssl-keyfile-password is visible to every user in ps; give the password with "
+        f"--ssl-keyfile-password-file PATH or ${SSL_KEYFILE_PASSWORD_ENV} instead",
+    )
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["bench"]:  # a subcommand: its flags are not server settings
@@ -160,4 +174,4 @@ def main(argv: list[str] | None = None) -> NoReturn:
         sys.exit(run_reloader(config, sys.argv[1:] if argv is None else argv))
     from pounce_sync.server.run import run_config
 
-    sys.exit(run_config(config))
+    sys.exit(run_config(config, startup_warnings=command_line_warnings(config)))

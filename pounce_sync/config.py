@@ -27,6 +27,10 @@ Check = Callable[[str, Any], None]
 """A field's check: given the flag that names it and a value (never None), raise or return."""
 
 
+SSL_KEYFILE_PASSWORD_ENV = "POUNCE_SYNC_SSL_KEYFILE_PASSWORD"
+"""The key's password from the environment: not in `ps`, unlike --ssl-keyfile-password."""
+
+
 class ConfigError(ValueError):
     """A setting is invalid; the message is shown to the user as one line."""
 
@@ -169,7 +173,16 @@ class Config:
     ssl_keyfile: str | None = setting(
         None, "TLS private key (PEM); omitted, the key is read from --ssl-certfile."
     )
-    ssl_keyfile_password: str | None = setting(None, "Password of an encrypted TLS key.")
+    ssl_keyfile_password: str | None = setting(
+        None,
+        "Password of an encrypted TLS key. Every user sees it in ps: prefer "
+        f"--ssl-keyfile-password-file or ${SSL_KEYFILE_PASSWORD_ENV}.",
+    )
+    ssl_keyfile_password_file: str | None = setting(
+        None,
+        "File whose first line (its newline stripped) is the password of an encrypted TLS "
+        f"key. Without either flag, ${SSL_KEYFILE_PASSWORD_ENV} is read.",
+    )
     ssl_ca_certs: str | None = setting(
         None, "CA certificates (PEM) that client certificates are verified against."
     )
@@ -474,7 +487,12 @@ _FIELD_CHECKS = {f.name: _checks_of(f.name, f.metadata["check"]) for f in fields
 
 # -- rules across fields, checked after every field passed its own ----------------------
 
-_CERTFILE_COMPANIONS = ("ssl_keyfile", "ssl_keyfile_password", "ssl_ca_certs")
+_CERTFILE_COMPANIONS = (
+    "ssl_keyfile",
+    "ssl_keyfile_password",
+    "ssl_keyfile_password_file",
+    "ssl_ca_certs",
+)
 
 
 def tls_files_need_certfile(config: Config) -> None:
@@ -483,6 +501,12 @@ def tls_files_need_certfile(config: Config) -> None:
         for name in _CERTFILE_COMPANIONS:
             if getattr(config, name) is not None:
                 raise ConfigError(f"{flag_for(name)} needs --ssl-certfile")
+
+
+def one_key_password(config: Config) -> None:
+    """Two passwords given: which one was meant cannot be guessed."""
+    if config.ssl_keyfile_password is not None and config.ssl_keyfile_password_file is not None:
+        raise ConfigError("give --ssl-keyfile-password or --ssl-keyfile-password-file, not both")
 
 
 def client_certs_need_certfile(config: Config) -> None:
@@ -507,6 +531,7 @@ def http3_needs_certfile(config: Config) -> None:
 CROSS_FIELD_CHECKS: tuple[Callable[[Config], None], ...] = (
     tls_files_need_certfile,
     http3_needs_certfile,
+    one_key_password,
     client_certs_need_certfile,
     client_certs_need_ca_certs,
 )

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import threading
 import time
 from typing import Any
 
@@ -78,6 +79,8 @@ async def app(scope: Scope, receive, send) -> None:
         await send({"type": "http.response.body", "body": b""})
     elif path == "/pid":
         await _respond(send, 200, str(os.getpid()).encode())
+    elif path == "/threads":  # the names of this process's threads, one a line
+        await _respond(send, 200, thread_names())
     elif path == "/big":
         size = int(scope["query_string"] or b"1048576")
         await _respond(send, 200, b"x" * size)
@@ -99,6 +102,10 @@ async def app(scope: Scope, receive, send) -> None:
         await _respond(send, 200, b"twelve bytes")
     elif path == "/status":
         await _respond(send, int(scope["query_string"] or b"200"), b"")
+    elif path == "/start-then-read":  # the head waits for the body: a 413 can still replace it
+        headers = [(b"content-type", b"text/plain")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": await _read_body(receive)})
     else:
         await _respond(send, 200, b"Hello, world!", [(b"content-type", b"text/plain")])
 
@@ -157,3 +164,8 @@ def make_app() -> Any:
 
 
 raising_at_import = None
+
+
+def thread_names() -> bytes:
+    """Which threads the server process runs, for tests that look for one by name."""
+    return "\n".join(sorted(t.name for t in threading.enumerate())).encode()

@@ -173,6 +173,12 @@ def app(environ: Environ, start_response: StartResponse) -> Any:
     if path == "/connection-close":
         start_response("200 OK", [*TEXT, ("Connection", "close")])
         return [b"bye"]
+    if path == "/threads":  # the names of this process's threads, one a line
+        start_response("200 OK", TEXT)
+        return ["\n".join(sorted(t.name for t in threading.enumerate())).encode()]
+    if path == "/big":  # the whole body in one block: a slow reader's end goes to the pool
+        start_response("200 OK", TEXT)
+        return [b"x" * int(environ["QUERY_STRING"] or 1048576)]
     if path == "/thread":
         start_response("200 OK", TEXT)
         return [f"{query.get('n', '')} {threading.current_thread().name}".encode()]

@@ -107,7 +107,11 @@ class TLSServerProcess(ServerProcess):
 
 @contextmanager
 def running_tls_server(
-    certs: Certs, *args: str, app: str = "apps:app", key: str | None = None
+    certs: Certs,
+    *args: str,
+    app: str = "apps:app",
+    key: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[TLSServerProcess]:
     """pounce-sync with TLS and the test apps, on a free port of 127.0.0.1."""
     argv = [
@@ -115,7 +119,7 @@ def running_tls_server(
         "--ssl-certfile", certs.server_cert, "--ssl-keyfile", key or certs.server_key,
         *args, app,
     ]  # fmt: skip
-    server = TLSServerProcess(argv).wait_listening()
+    server = TLSServerProcess(argv, env=env).wait_listening()
     try:
         yield server
     finally:

@@ -12,6 +12,7 @@ sit over h11 and h2 the same way.
 
 import enum
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from pounce_sync.http1 import BodyFraming, LocalProtocolError, Request
@@ -19,6 +20,8 @@ from pounce_sync.http1 import BodyFraming, LocalProtocolError, Request
 error_log = logging.getLogger("pounce_sync.error")
 
 Message = dict[str, Any]
+ResponseHeaders = Sequence[Sequence[bytes]]
+"""The app's response headers as it gave them: (name, value) pairs of bytes."""
 
 
 class MessageOrderError(RuntimeError):
@@ -91,6 +94,10 @@ class HTTPExchange:
         "trailers_allowed",
         "trailers_wanted",
     )
+
+    # Kept only by a shell with KeepsResponseHeaders mixed in (the access format shows
+    # a response header); every other shell reads this empty class attribute.
+    response_headers: ResponseHeaders = ()
 
     def __init__(
         self, request: Request, max_body_size: int, trailers_allowed: bool = False
@@ -223,3 +230,38 @@ class HTTPExchange:
         if not self.response_complete:
             return INCOMPLETE
         return COMPLETE
+
+
+class KeepsResponseHeaders:
+    """Mixed in before a shell: keeps the app's response headers for the access log.
+
+    Only when the access format shows one (`%({name}o)s`), decided once when the
+    format is compiled: the shells of other servers keep nothing and pay nothing.
+    Headers are kept once the shell accepted the start, and dropped again when the
+    server answers in the app's place (413, 500...), whose head never carried them.
+    """
+
+    __slots__ = ()
+
+    async def send(self, message: Message) -> None:
+        if message["type"] != "http.response.start":
+            await super().send(message)  # type: ignore[misc]
+            return
+        headers = message.get("headers", ())
+        if type(headers) is not list and type(headers) is not tuple:
+            headers = list(headers)  # an iterator is read once: by the shell, from this copy
+            message = {**message, "headers": headers}
+        await super().send(message)  # type: ignore[misc]
+        self.response_headers = headers
+
+    def abort(self, status: int | None) -> bool:
+        answered: bool = super().abort(status)  # type: ignore[misc]
+        if answered:
+            self.response_headers = ()
+        return answered
+
+    def fail(self) -> bool:
+        answered: bool = super().fail()  # type: ignore[misc]
+        if answered:
+            self.response_headers = ()
+        return answered

@@ -121,7 +121,7 @@ class ResponseWriter:
         self._content_length: int | None = None
         self._framing = b""  # b"length", b"chunked", b"close" or b"none"
         self._head_only = request.method == b"HEAD"
-        self._sent = 0
+        self._sent = 0  # body bytes the app gave, whatever the framing
         self.finished = False
 
     @property
@@ -137,6 +137,15 @@ class ResponseWriter:
     @property
     def started(self) -> bool:
         return self._status != 0
+
+    @property
+    def body_bytes(self) -> int:
+        """Body bytes put on the wire, framing excluded: an access log's `B`, as gunicorn's.
+
+        The writer counts the body for Content-Length framing anyway; the shells count
+        nothing of their own, so the access log costs nothing per body message.
+        """
+        return 0 if self._head_only or self._framing == b"none" else self._sent
 
     def start(self, status: int, headers: Iterable[Header]) -> None:
         if self._status:
@@ -184,10 +193,10 @@ class ResponseWriter:
             raise LocalProtocolError("body after the response was complete")
         out = self._head(data, more_body) if not self._framing else b""
         framing = self._framing
-        if framing == b"length":
-            self._sent += len(data)
-            if self._sent > (self._content_length or 0):
-                raise LocalProtocolError("response body longer than its Content-Length")
+        sent = self._sent + len(data)
+        if framing == b"length" and sent > (self._content_length or 0):
+            raise LocalProtocolError("response body longer than its Content-Length")
+        self._sent = sent
         if not more_body:
             self._finish()
         if self._head_only or framing == b"none":

@@ -3,13 +3,20 @@
 `compile_format()` turns a format such as `'%(h)s "%(r)s" %(s)s %(b)s'` into a
 positional %-template and one small function per atom, so a line costs a few
 function calls and one `%`: the format string is never parsed on the request path.
+Whether it shows a response header (`{name}o`) is decided once beside it
+(`shows_response_headers`): only then do the protocol shells keep the app's headers
+(`KeepsResponseHeaders`), which, as gunicorn's, are the app's own as it gave them, not
+the server's (Server, Date, X-Request-ID, --header).
+
+`B`/`b` are gunicorn's: the bytes of the response body put on the wire, without the
+head or chunked framing, 0 for HEAD, 204 and 304; the built-in line shows the same.
 
 Differences from gunicorn, each on purpose:
 
-- `B`/`b` count the bytes written for the response, head included, as the built-in
-  line does: the sync path counts wire bytes, not body bytes.
-- `{name}o` (response headers) renders `-`: the response writer keeps the app's
-  headers only as encoded wire bytes.
+- `b` renders `-` for 0, as Apache's CLF `%b` and gunicorn's documentation say;
+  gunicorn's code (27.0.1) renders `0` there, because `str(0)` is true.
+- `{name}o` joins repeated fields with `, `, as `{name}i` does; gunicorn keeps the
+  last.
 - An empty query string (`q`) renders `-`, so whitespace-split fields stay aligned.
 - A `%` that starts no atom is kept as text instead of failing every line.
 """
@@ -21,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
+from pounce_sync.asgi.exchange import ResponseHeaders
 from pounce_sync.asgi.scope import split_target
 from pounce_sync.config import Config
 from pounce_sync.http1 import Request
@@ -34,9 +42,10 @@ class AccessRecord(NamedTuple):
     client: tuple[str, int] | None
     request: Request
     status: int
-    bytes_sent: int
+    body_bytes: int  # the response body, without head or framing (`B`)
     elapsed: float  # seconds from the complete request head to the end of the response
     request_id: bytes | None
+    response_headers: ResponseHeaders = ()  # the app's; kept only if the format shows them
 
 
 Atom = Callable[[AccessRecord], object]
@@ -57,29 +66,35 @@ class AccessLog:
     it per request. Immutable once made: worker threads and the pool's loops share one.
     """
 
-    __slots__ = ("_custom", "_line", "enabled")
+    __slots__ = ("_custom", "_line", "enabled", "keeps_response_headers")
 
     def __init__(self, config: Config) -> None:
         self.enabled = config.access_log
         self._custom = bool(config.access_log_format)
         self._line = line_formatter(config.access_log_format)
+        # Read once by each shell's maker, never per request.
+        self.keeps_response_headers = self.enabled and shows_response_headers(
+            config.access_log_format
+        )
 
     def log(
         self,
         client: tuple[str, int] | None,
         request: Request,
         status: int,
-        bytes_sent: int,
+        body_bytes: int,
         started: float,
         request_id: bytes | None,
+        response_headers: ResponseHeaders = (),
     ) -> None:
         """`started`: time.perf_counter() when the request head was complete."""
         if not access_logger.isEnabledFor(logging.INFO):
             return
         elapsed = time.perf_counter() - started
-        access_logger.info(
-            self._line(AccessRecord(client, request, status, bytes_sent, elapsed, request_id))
+        record = AccessRecord(
+            client, request, status, body_bytes, elapsed, request_id, response_headers
         )
+        access_logger.info(self._line(record))
 
     def log_websocket(
         self, client: tuple[str, int] | None, request: Request, status: int, started: float
@@ -103,7 +118,7 @@ def line_formatter(fmt: str | None) -> AccessFormatter:
 
 
 def default_line(record: AccessRecord) -> str:
-    """`client - "METHOD target HTTP/v" status bytes 1.23ms[ id=...]`, on every protocol."""
+    """`client - "METHOD target HTTP/v" status body-bytes 1.23ms[ id=...]`, on every protocol."""
     request = record.request
     return '%s - "%s %s HTTP/%s" %d %d %.2fms%s' % (
         "%s:%d" % record.client if record.client else "-",
@@ -111,10 +126,20 @@ def default_line(record: AccessRecord) -> str:
         request.target.decode("ascii", "replace"),
         request.http_version.decode("ascii", "replace"),
         record.status,
-        record.bytes_sent,
+        record.body_bytes,
         record.elapsed * 1000,
         " id=" + record.request_id.decode("ascii") if record.request_id else "",
     )
+
+
+def shows_response_headers(fmt: str | None) -> bool:
+    """Whether `fmt` has a `%({name}o)s` atom, so the app's response headers must be kept."""
+    keys = (match["key"] for match in _PLACEHOLDER.finditer(fmt or ""))
+    return any(key is not None and _is_response_header(key) for key in keys)
+
+
+def _is_response_header(key: str) -> bool:
+    return key.startswith("{") and key.endswith("}o")
 
 
 def compile_format(fmt: str) -> AccessFormatter:
@@ -164,6 +189,8 @@ def atom(key: str) -> Atom:
     if key.startswith("{") and key.endswith("}i"):
         name = key[1:-2].lower().encode("latin-1")
         return _request_id if name == b"x-request-id" else _header(name)
+    if _is_response_header(key):
+        return _response_header(key[1:-2].lower().encode("latin-1"))
     return _dash
 
 
@@ -180,6 +207,16 @@ def _find_header(request: Request, name: bytes) -> str:
 
 def _header(name: bytes) -> Atom:
     return lambda record: _find_header(record.request, name)
+
+
+def _response_header(name: bytes) -> Atom:
+    """The app's field `name` (lower case), any case the app spelled it in."""
+
+    def find(record: AccessRecord) -> str:
+        values = [bytes(v) for k, v in record.response_headers if bytes(k).lower() == name]
+        return _text(b", ".join(values)) if values else "-"
+
+    return find
 
 
 def _request_id(record: AccessRecord) -> str:
@@ -216,7 +253,7 @@ def _status(record: AccessRecord) -> int | str:
 
 
 def _bytes_or_dash(record: AccessRecord) -> int | str:
-    return record.bytes_sent or "-"
+    return record.body_bytes or "-"
 
 
 _clock_cache: tuple[int, str] = (-1, "")
@@ -254,7 +291,7 @@ _ATOMS: dict[str, Atom] = {
     "q": _query,
     "H": lambda record: "HTTP/" + record.request.http_version.decode("latin-1"),
     "s": _status,
-    "B": lambda record: record.bytes_sent,
+    "B": lambda record: record.body_bytes,
     "b": _bytes_or_dash,
     "f": _header(b"referer"),
     "a": _header(b"user-agent"),

@@ -310,7 +310,11 @@ class Server:
     def _start(self) -> None:
         assert self.ctx is not None
         assert self.pool is not None
-        self.pool.start()
+        if self.config.interface != "wsgi" or self.quic is not None:
+            # A WSGI app never runs on the pool; its one handoff, the end of a response a
+            # slow reader has no room for, starts the pool's loops on demand (submit).
+            # HTTP/3's endpoint lives on the pool, so it starts the pool with the server.
+            self.pool.start()
         for listener in self.listeners:
             self.reactors.add_listener(listener.sock)
         count = self.threads

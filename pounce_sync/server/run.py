@@ -3,6 +3,7 @@ under the process supervisor. The one place that knows both."""
 
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -30,10 +31,12 @@ from .tls import TLSConfigError
 error_log = logging.getLogger("pounce_sync.error")
 
 
-def run_config(config: Config, app: Any = None) -> int:
+def run_config(config: Config, app: Any = None, startup_warnings: Sequence[str] = ()) -> int:
     """Run until a shutdown signal; returns the process exit code.
 
     `app` is an ASGI or WSGI callable to serve instead of importing `config.app`.
+    `startup_warnings` (the command line's own) are logged once start-up succeeded: a
+    failed start-up says one line, its error.
     """
     raise_open_files_limit()
     try:
@@ -54,6 +57,8 @@ def run_config(config: Config, app: Any = None) -> int:
             error_log.debug("Start-up failed", exc_info=exc.__cause__)
         print(f"pounce-sync: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    for warning in startup_warnings:
+        error_log.warning("%s", warning)
     if gil_culprit is not None:
         error_log.warning(
             "Importing %s re-enabled the GIL, so worker threads will not run Python in "

@@ -14,7 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 from pounce_sync.asgi.disconnect import ClientDisconnected, disconnect_message
-from pounce_sync.asgi.exchange import AWAIT_DISCONNECT, READ_BODY, HTTPExchange
+from pounce_sync.asgi.exchange import (
+    AWAIT_DISCONNECT,
+    READ_BODY,
+    HTTPExchange,
+    KeepsResponseHeaders,
+)
 from pounce_sync.http1 import (
     CONTINUE_HEAD,
     NEED_DATA,
@@ -35,7 +40,6 @@ class HTTPCycle(HTTPExchange):
     __slots__ = (
         "_disconnect_waiter",
         "_pending",
-        "bytes_sent",
         "conn",
         "on_stream",
         "stopping",
@@ -57,7 +61,6 @@ class HTTPCycle(HTTPExchange):
         self.conn = conn
         self.stopping = stopping
         self.writer = writer
-        self.bytes_sent = 0
         self.streamed = False  # the body came in several messages: the path is learned
         # Called once, at the first body message with more_body=True.
         self.on_stream = on_stream
@@ -182,7 +185,6 @@ class HTTPCycle(HTTPExchange):
             except ClientDisconnected:
                 self.disconnected = True
                 raise
-            self.bytes_sent += len(data)
         waiter = self._disconnect_waiter
         if not more_body and waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -206,3 +208,7 @@ class HTTPCycle(HTTPExchange):
                 return False
             if type(event) is not Data:
                 return True
+
+
+class HeaderKeepingCycle(KeepsResponseHeaders, HTTPCycle):
+    """An HTTPCycle for an access format that shows response headers (`{name}o`)."""

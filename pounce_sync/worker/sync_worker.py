@@ -41,7 +41,7 @@ from pounce_sync.http1 import (
 from pounce_sync.http1.default_fields import DefaultHeaders
 from pounce_sync.observe.metrics import ThreadMetrics
 
-from .asgi_http import HTTPCycle
+from .asgi_http import HeaderKeepingCycle, HTTPCycle
 from .connection import Connection, Home
 from .context import Listener, ServeContext
 from .coroutine_driver import CoroutineDriver, make_driver
@@ -59,6 +59,7 @@ class SyncWorker:
     # from a worker thread costs a thread-safe dict probe each time (perf on the server).
     __slots__ = (
         "_access_log",
+        "_cycle_type",
         "_default_headers",
         "_driver",
         "_health_target",
@@ -114,6 +115,9 @@ class SyncWorker:
         # Targets the worker answers itself; checked inline so most requests skip a call.
         self._local_targets = {self._health_target, self._metrics_target} - {None}
         self._access_log = ctx.access_log  # its format compiled once, for every worker
+        # Chosen once: only a format that shows response headers has them kept.
+        keeps = ctx.access_log.keeps_response_headers
+        self._cycle_type = HeaderKeepingCycle if keeps else HTTPCycle
         self._log_connections = ctx.log_connections
         self._driver: CoroutineDriver | None = None  # made by run(), on the worker's thread
         # The interface was resolved at load; None: the app is ASGI.
@@ -307,7 +311,7 @@ class SyncWorker:
                 self._hand_off(conn, handoff)
                 return None
         writer = ResponseWriter(request, keep_alive, fields)
-        cycle = HTTPCycle(
+        cycle = self._cycle_type(
             conn, request, writer, config.max_body_size, self.ctx.stopping, self._stream_started
         )
         if self._wsgi is None:
@@ -321,7 +325,13 @@ class SyncWorker:
             self.metrics.finished(request.method, cycle.status or 500, elapsed)
         if self._access_log.enabled:
             self._access_log.log(
-                client, request, cycle.status, cycle.bytes_sent, started, request_id
+                client,
+                request,
+                cycle.status,
+                writer.body_bytes,
+                started,
+                request_id,
+                cycle.response_headers,
             )
         # Not closed just because a drain began meanwhile: this response promised keep-alive,
         # so a next request may be on its way already (see _park).

@@ -18,6 +18,7 @@ import pytest
 from pounce_sync.asgi.exchange import (
     AppOutcome,
     HTTPExchange,
+    KeepsResponseHeaders,
     MessageOrderError,
     ReceiveStep,
 )
@@ -169,6 +170,45 @@ def test_outcome_and_fail() -> None:
     streaming.response_body({"type": "http.response.body", "more_body": True})
     assert streaming.app_returned() is AppOutcome.INCOMPLETE
     assert streaming.fail() is False
+
+
+class _Shell(HTTPExchange):
+    """A shell that only records what it was asked to write."""
+
+    __slots__ = ("written",)
+
+    async def send(self, message: dict) -> None:
+        if message["type"] == "http.response.start":
+            self.response_start(message)
+            self.written = list(message.get("headers", ()))
+        else:
+            self.response_body(message)
+
+
+class _KeepingShell(KeepsResponseHeaders, _Shell):
+    pass
+
+
+def _sent(shell: _Shell, message: dict) -> None:
+    with pytest.raises(StopIteration):
+        shell.send(message).send(None)
+
+
+def test_kept_response_headers_and_the_shell_both_see_an_iterator_of_headers() -> None:
+    head = b"GET / HTTP/1.1\r\nHost: t"
+    shell = _KeepingShell(parse_head(head, ParserLimits()), 0)
+    assert shell.response_headers == ()
+    _sent(shell, {**START, "headers": iter([(b"x-a", b"1")])})
+    assert shell.written == [(b"x-a", b"1")]
+    assert list(shell.response_headers) == [(b"x-a", b"1")]
+    assert shell.fail() is True  # no body yet: the server's 500 replaces the app's head
+    assert shell.response_headers == ()
+
+
+def test_a_shell_without_the_mixin_keeps_nothing() -> None:
+    shell = _Shell(parse_head(b"GET / HTTP/1.1\r\nHost: t", ParserLimits()), 0)
+    _sent(shell, {**START, "headers": [(b"x-a", b"1")]})
+    assert shell.response_headers == ()  # the class attribute every plain shell reads
 
 
 # -- on the wire, every shell ----------------------------------------------------

@@ -336,3 +336,36 @@ def test_body_after_the_response_is_complete_raises() -> None:
     respond(w, 200, [], b"done")
     with pytest.raises(LocalProtocolError):
         w.body(b"more", more_body=False)
+
+
+# -- body_bytes: what an access log's B counts ------------------------------------------
+
+BODY_BYTES_CASES = {
+    # id: (method, version, status, headers, body messages, body bytes)
+    "whole": (b"GET", b"1.1", 200, [], [b"hello"], 5),
+    "content-length-streamed": (b"GET", b"1.1", 200, [(b"content-length", b"6")], [b"abc"] * 2, 6),
+    "chunked": (b"GET", b"1.1", 200, [], [b"ab", b"cde", b""], 5),
+    "close-delimited": (b"GET", b"1.0", 200, [], [b"ab", b"cde"], 5),
+    "head-whole": (b"HEAD", b"1.1", 200, [], [b"hello"], 0),
+    "head-streamed": (b"HEAD", b"1.1", 200, [], [b"ab", b"cde"], 0),
+    "204": (b"GET", b"1.1", 204, [], [b""], 0),
+    "304-with-body": (b"GET", b"1.1", 304, [], [b"dropped"], 0),
+}
+
+
+@pytest.mark.parametrize(
+    ("method", "version", "status", "headers", "bodies", "expected"),
+    list(BODY_BYTES_CASES.values()),
+    ids=list(BODY_BYTES_CASES),
+)
+def test_body_bytes_count_the_body_without_head_or_framing(
+    method: bytes,
+    version: bytes,
+    status: int,
+    headers: list[Header],
+    bodies: list[bytes],
+    expected: int,
+) -> None:
+    w = writer(method, version)
+    respond(w, status, headers, *bodies)
+    assert w.body_bytes == expected

@@ -1,4 +1,5 @@
-"""Server lifecycle: graceful shutdown on SIGINT/SIGTERM, forced exit on a second signal."""
+"""Server lifecycle: graceful shutdown on SIGINT/SIGTERM, forced exit on a second signal,
+and which threads a server runs."""
 
 import json
 import signal
@@ -7,7 +8,7 @@ import time
 
 import pytest
 
-from ..http_client import ResponseReader
+from ..http_client import ResponseReader, get_new
 from ..server_process import TESTS_DIR, ServerProcess, exchange, running_server
 
 
@@ -130,3 +131,40 @@ def test_pipelined_request_behind_one_in_flight_at_shutdown_is_answered() -> Non
         assert second.header(b"connection") == b"close"
         assert json.loads(second.body)["path"] == "/scope"  # the second response is whole
         assert srv.wait_exit(20) == 0
+
+
+# -- the AsyncPool: started for an ASGI app; for a WSGI app only when a handoff needs it ----
+
+
+def _thread_names(srv: ServerProcess) -> list[str]:
+    """The threads of the process that answered: Python 3.11 and 3.13 give the kernel no
+    thread names (every /proc/PID/task/*/comm says python), so the app lists them."""
+    status, body = get_new(srv, "/threads")
+    assert status == 200
+    return body.decode().split("\n")
+
+
+def _pool_threads(names: list[str]) -> list[str]:
+    return [name for name in names if name.startswith("async-pool")]
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_a_wsgi_server_runs_no_async_pool_thread(mode: str) -> None:
+    """Nor does anything miss one: health, metrics and a graceful stop."""
+    args = ["--interface", "wsgi", "--workers", "2", "--worker-mode", mode]
+    args += ["--health-path", "/health", "--metrics-path", "/metrics"]
+    with running_server(*args, app="apps_wsgi:app") as srv:
+        for _ in range(3):  # in process mode, whichever worker process answers
+            names = _thread_names(srv)
+            assert "worker-1" in names and _pool_threads(names) == [], names
+        assert get_new(srv, "/health") == (200, b"ok\n")
+        status, metrics = get_new(srv, "/metrics")
+        assert status == 200 and b'pounce_handoffs_total{kind="pending_write"} 0' in metrics
+        assert srv.stop() == 0
+    assert "Traceback" not in srv.stderr, srv.stderr
+
+
+def test_an_asgi_server_runs_its_async_pool_threads_from_the_start() -> None:
+    with running_server("--async-threads", "2") as srv:
+        assert _pool_threads(_thread_names(srv)) == ["async-pool-1", "async-pool-2"]
+        assert srv.stop() == 0

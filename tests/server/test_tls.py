@@ -7,6 +7,7 @@ generous and only turn a hang into a failure.
 
 import http.client
 import json
+import os
 import select
 import shutil
 import socket
@@ -234,7 +235,16 @@ def test_mutual_tls_requires_a_client_certificate(certs: Certs) -> None:
             assert get(reader, "/again") == HELLO
 
 
-def test_encrypted_key_with_its_password(certs: Certs) -> None:
+def _warnings(server: TLSServerProcess) -> list[str]:
+    return [line for line in server.stderr_lines if "[WARNING]" in line]
+
+
+def _command_line(server: TLSServerProcess) -> bytes:
+    return Path(f"/proc/{server.proc.pid}/cmdline").read_bytes()
+
+
+def test_encrypted_key_with_its_password_flag_warns_once(certs: Certs) -> None:
+    """The flag still works, and says in one line that ps shows it and what to use instead."""
     with (
         running_tls_server(
             certs, "--ssl-keyfile-password", KEY_PASSWORD, key=certs.server_key_encrypted
@@ -242,6 +252,44 @@ def test_encrypted_key_with_its_password(certs: Certs) -> None:
         server.connect_tls(client_context(certs)) as sock,
     ):
         assert get(ResponseReader(sock)) == HELLO
+    [warning] = _warnings(server)
+    assert "--ssl-keyfile-password is visible to every user in ps" in warning
+    assert "--ssl-keyfile-password-file PATH" in warning
+    assert "$POUNCE_SYNC_SSL_KEYFILE_PASSWORD" in warning
+
+
+@pytest.mark.parametrize(
+    "content", [KEY_PASSWORD + "\n", KEY_PASSWORD + "\r\nnot the password\n", KEY_PASSWORD]
+)
+def test_encrypted_key_with_its_password_in_a_file(
+    certs: Certs, tmp_path: Path, content: str
+) -> None:
+    """The first line, its line ending stripped; the password is nowhere in ps."""
+    password_file = tmp_path / "key-password"
+    password_file.write_text(content)
+    with (
+        running_tls_server(
+            certs,
+            "--ssl-keyfile-password-file",
+            str(password_file),
+            key=certs.server_key_encrypted,
+        ) as server,
+        server.connect_tls(client_context(certs)) as sock,
+    ):
+        assert get(ResponseReader(sock)) == HELLO
+        assert KEY_PASSWORD.encode() not in _command_line(server)
+    assert _warnings(server) == []
+
+
+def test_encrypted_key_with_its_password_in_the_environment(certs: Certs) -> None:
+    env = {"POUNCE_SYNC_SSL_KEYFILE_PASSWORD": KEY_PASSWORD}
+    with (
+        running_tls_server(certs, key=certs.server_key_encrypted, env=env) as server,
+        server.connect_tls(client_context(certs)) as sock,
+    ):
+        assert get(ResponseReader(sock)) == HELLO
+        assert KEY_PASSWORD.encode() not in _command_line(server)
+    assert _warnings(server) == []
 
 
 # -- handshakes that never finish, and clients that do not speak TLS ------------------------
@@ -361,7 +409,7 @@ def test_client_disconnect_is_seen_while_the_app_waits(certs: Certs, close_notif
 # -- start-up errors ------------------------------------------------------------------------
 
 
-def _start(args: list[str]) -> subprocess.CompletedProcess[str]:
+def _start(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "pounce_sync", "--port", "0", "--app-dir", str(TESTS_DIR)]
     return subprocess.run(
         [*argv, *args, "apps:app"],
@@ -369,16 +417,40 @@ def _start(args: list[str]) -> subprocess.CompletedProcess[str]:
         text=True,
         stdin=subprocess.DEVNULL,
         timeout=TIMEOUT,
+        env={**os.environ, **(env or {})},
     )
 
 
 CERT, ENCRYPTED = "--ssl-certfile {server_cert}", "--ssl-keyfile {server_key_encrypted}"
+PASSWORD_FILE = "--ssl-keyfile-password-file"
 STARTUP_ERRORS = {
-    # id: (flags, {names} filled from Certs and {missing}; words the one line holds; exit code)
+    # id: (flags, {names} filled from Certs, {missing}, {directory} and {wrong_password};
+    # words the one line holds; exit code)
     "missing-cert": ("--ssl-certfile {missing}", "cannot read TLS certificate file", 1),
     "missing-key": (f"{CERT} --ssl-keyfile {{missing}}", "cannot read TLS key file", 1),
     "mismatched-key": (f"{CERT} --ssl-keyfile {{client_key}}", "does not belong to", 1),
     "wrong-password": (f"{CERT} {ENCRYPTED} --ssl-keyfile-password x", "wrong --ssl-keyfile", 1),
+    "wrong-password-file": (
+        f"{CERT} {ENCRYPTED} {PASSWORD_FILE} {{wrong_password}}",
+        f"wrong password in {PASSWORD_FILE} ",
+        1,
+    ),
+    "missing-password-file": (
+        f"{CERT} {ENCRYPTED} {PASSWORD_FILE} {{missing}}",
+        f"cannot read {PASSWORD_FILE} ",
+        1,
+    ),
+    "password-file-is-a-directory": (
+        f"{CERT} {ENCRYPTED} {PASSWORD_FILE} {{directory}}",
+        f"cannot read {PASSWORD_FILE} ",
+        1,
+    ),
+    "both-passwords": (
+        f"{CERT} {ENCRYPTED} --ssl-keyfile-password x {PASSWORD_FILE} {{wrong_password}}",
+        "not both",
+        2,
+    ),
+    "password-file-without-cert": (f"{PASSWORD_FILE} {{wrong_password}}", "needs --ssl-cert", 2),
     "no-password": (f"{CERT} {ENCRYPTED}", "is encrypted", 1),
     "key-as-cert": ("--ssl-certfile {client_key} --ssl-keyfile {server_key}", "no PEM cert", 1),
     "key-without-cert": ("--ssl-keyfile {server_key}", "needs --ssl-certfile", 2),
@@ -392,8 +464,27 @@ STARTUP_ERRORS = {
 def test_bad_tls_files_are_one_line_and_a_nonzero_exit(
     certs: Certs, tmp_path: Path, flags: str, words: str, code: int
 ) -> None:
-    names = {**vars(certs), "missing": str(tmp_path / "missing.pem")}
+    wrong_password = tmp_path / "wrong-password"
+    wrong_password.write_text("x\n")
+    names = {
+        **vars(certs),
+        "missing": str(tmp_path / "missing.pem"),
+        "directory": str(tmp_path),
+        "wrong_password": str(wrong_password),
+    }
     result = _start([flag.format(**names) for flag in flags.split()])
+    _assert_one_error_line(result, words, code)
+
+
+def test_a_wrong_password_in_the_environment_is_one_line_and_a_nonzero_exit(
+    certs: Certs,
+) -> None:
+    flags = [f.format(**vars(certs)) for f in f"{CERT} {ENCRYPTED}".split()]
+    result = _start(flags, env={"POUNCE_SYNC_SSL_KEYFILE_PASSWORD": "x"})
+    _assert_one_error_line(result, "wrong POUNCE_SYNC_SSL_KEYFILE_PASSWORD for TLS key", 1)
+
+
+def _assert_one_error_line(result: subprocess.CompletedProcess[str], words: str, code: int) -> None:
     lines = result.stderr.splitlines()
     assert result.returncode == code, result.stderr
     assert len(lines) == 1, result.stderr

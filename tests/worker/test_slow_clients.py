@@ -152,6 +152,26 @@ def test_a_wsgi_stream_does_not_hold_the_only_worker(tmp_path) -> None:
         assert _ident(server) == streaming_thread
 
 
+def test_a_wsgi_slow_reader_starts_the_async_pool_and_leaves_the_only_worker_free() -> None:
+    """A WSGI server has no pool thread until a response's end needs one (PendingWrite)."""
+    size = 8_000_000
+    args = ["--workers", "1", "--interface", "wsgi", "--metrics-path", "/metrics"]
+    with running_server(*args, app="apps_wsgi:app") as server:
+        assert b"async-pool" not in _answered(server, "/threads")
+        with _slow_reader(server, f"/big?{size}", rcvbuf=65536) as sock:
+            reader = ResponseReader(sock, timeout=30)
+            deadline = time.monotonic() + 15
+            while _metric(server, 'pounce_handoffs_total{kind="pending_write"}') == 0:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert _answered(server, "/") == b"hello wsgi"  # the only worker is free
+            assert b"async-pool-1" in _answered(server, "/threads")
+            response = reader.read_response()
+            assert response.body == b"x" * size
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # back on the sync side
+            assert reader.read_response().body == b"hello wsgi"
+
+
 def test_a_whole_wsgi_body_in_an_iterator_keeps_its_worker() -> None:
     """Frameworks return iterators (werkzeug's ClosingIterator) with a Content-Length:
     that is a whole response, not a stream, and needs no new thread."""

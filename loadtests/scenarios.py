@@ -77,6 +77,16 @@ SCENARIOS: tuple[Scenario, ...] = (
         baseline="hypercorn",
     ),
     Scenario(
+        "fastapi-sync",
+        "fastapi_app:sync_app",
+        'FastAPI `def` route -> {"ok": true}: anyio.to_thread on every request',
+    ),
+    Scenario(
+        "fastapi-async",
+        "fastapi_app:async_app",
+        'FastAPI `async def` route -> {"ok": true}',
+    ),
+    Scenario(
         "sse",
         "sse_app:app",
         "SSE fan-out: --sse-subscribers streams, one event each 100 ms",

@@ -52,7 +52,7 @@ from .http3_frames import (
     frame,
     goaway,
 )
-from .http3_stream import H3Stream, malformed, request_from_h3
+from .http3_stream import H3Stream, HeaderKeepingH3Stream, malformed, request_from_h3
 from .qpack_static import QpackError, decode_field_section, encode_field_section
 from .quic_compat import ServerQuic, install
 
@@ -103,6 +103,10 @@ class H3Server:
         self._room = asyncio.Event()  # zoomies' send queue fell below HIGH_WATER
         self._room.set()
         self._defaults = _H3Fields(ctx)
+        # Chosen once a connection, as for HTTP/2: only a format showing response headers
+        # (`{name}o`) keeps them.
+        keeps = ctx.access_log.keeps_response_headers
+        self._stream_type = HeaderKeepingH3Stream if keeps else H3Stream
         health = ctx.config.health_path
         self._health_target = health.encode() if health else None
 
@@ -305,7 +309,9 @@ class H3Server:
         request_id = find_or_make_request_id(request.headers) if config.request_id else None
         scope = build_scope(request, self.conn_info, self.ctx, request_id)
         extra = [(b"x-request-id", request_id)] if request_id is not None else None
-        stream = H3Stream(self, stream_id, request, scope, request_ended=False, extra_headers=extra)
+        stream = self._stream_type(
+            self, stream_id, request, scope, request_ended=False, extra_headers=extra
+        )
         params = self.quic.peer_params
         stream.peer_limit = (params.initial_max_stream_data_bidi_local or 0) if params else 0
         stream.limit_sent = STREAM_WINDOW
@@ -327,7 +333,13 @@ class H3Server:
             if access.enabled:
                 client = stream.scope.get("client")
                 access.log(
-                    client, stream.request, stream.status, stream.bytes_sent, started, request_id
+                    client,
+                    stream.request,
+                    stream.status,
+                    stream.body_bytes,
+                    started,
+                    request_id,
+                    stream.response_headers,
                 )
             if not self.closed:
                 self._stream_done(stream.id)

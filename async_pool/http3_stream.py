@@ -17,6 +17,7 @@ from pounce_sync.asgi.exchange import (
     INCOMPLETE,
     NOT_STARTED,
     HTTPExchange,
+    KeepsResponseHeaders,
     log_app_error,
 )
 from pounce_sync.http1 import Request, error_body, valid_field
@@ -119,7 +120,7 @@ class H3Stream(HTTPExchange):
         self._headers: Headers = []
         self._trailers: Headers = []
         self.ended = False  # our FIN is queued
-        self.bytes_sent = 0
+        self.body_bytes = 0  # DATA payload sent: the access log's B
         self.sent_offset = 0  # stream bytes queued, frames included: our final size
         self.peer_limit = 0  # the client's MAX_STREAM_DATA for this stream
         self.credited = 0  # request-stream bytes given back to the client
@@ -228,7 +229,7 @@ class H3Stream(HTTPExchange):
             out += frame(0x00, body)
         if out or end:
             await self.link.send(self, out, end)
-            self.bytes_sent += len(body)
+            self.body_bytes += len(body)
         if end:
             self._mark_ended()
 
@@ -279,3 +280,7 @@ class H3Stream(HTTPExchange):
             self.link.reset(self, H3_INTERNAL_ERROR)  # cancelled mid-response
         elif not self.request_ended:
             self.link.reset(self, H3_NO_ERROR)  # answered without the whole body
+
+
+class HeaderKeepingH3Stream(KeepsResponseHeaders, H3Stream):
+    """An H3Stream for an access format that shows response headers (`{name}o`)."""

@@ -75,7 +75,12 @@ async def _scope(scope: Scope, receive, send) -> None:
     await _respond(send, 200, json.dumps(info).encode())
 
 
+async def _typed(scope: Scope, receive, send) -> None:
+    await _respond(send, 200, b"typed", [(b"content-type", b"text/plain")])
+
+
 ROUTES = {
+    "/typed": _typed,
     "/echo": _echo,
     "/stream": _stream,
     "/big": _big,

@@ -205,6 +205,25 @@ def test_connections_past_the_pool_backlog_are_not_accepted(certs) -> None:
     assert "Traceback" not in server.stderr, server.stderr
 
 
+def test_access_log_shows_the_body_size_and_response_headers(certs) -> None:
+    """`B` and `{name}o` as on the other protocols (tests/observe/test_access_log.py)."""
+    fmt = "ACCESS %(r)s|%(s)s|%(B)s|%({Content-Type}o)s"
+    with h3_server(certs, "--access-log", "--access-log-format", fmt) as server:
+
+        async def go() -> None:
+            async with h3_connect(udp_port(server)) as client:
+                assert (await client.request("GET", "/typed")).body == b"typed"
+
+        run(go())
+        server.stop()
+    lines = [
+        line[line.index("ACCESS ") :].strip()
+        for line in server.stdout.splitlines()
+        if "ACCESS " in line
+    ]
+    assert lines == ["ACCESS GET /typed HTTP/3|200|5|text/plain"], server.stdout + server.stderr
+
+
 def test_client_that_vanishes_mid_stream_is_noticed(certs) -> None:
     """The client's socket goes away without a word: the idle timeout ends it."""
     with h3_server(certs, "--http3-idle-timeout", "1") as server:

@@ -5,6 +5,7 @@ import errno
 import os
 import socket
 import stat
+from typing import Any
 
 from pounce_sync.config import Config
 from pounce_sync.worker.context import Listener
@@ -26,14 +27,21 @@ def _describe(exc: OSError, where: str) -> str:
     return f"cannot bind {where}: {exc.strerror or exc}"
 
 
-def bind_tcp(host: str, port: int, backlog: int) -> Listener:
+def _resolve(host: str, port: int, kind: socket.SocketKind) -> tuple[str, Any]:
+    """(the address as error lines name it, getaddrinfo's first answer) for binding."""
     host = host.strip("[]")
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if kind == socket.SOCK_DGRAM:
+        where = f"udp {where}"
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        infos = socket.getaddrinfo(host, port, type=kind, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
         raise BindError(f"cannot resolve host {host!r}: {exc.strerror}") from exc
-    family, kind, proto, _, address = infos[0]
+    return where, infos[0]
+
+
+def bind_tcp(host: str, port: int, backlog: int) -> Listener:
+    where, (family, kind, proto, _, address) = _resolve(host, port, socket.SOCK_STREAM)
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -54,13 +62,7 @@ def bind_udp(host: str, port: int, count: int) -> list[socket.socket]:
     supervisor, so the kernel's spreading of clients over them never changes while
     the server runs: a restarting worker's datagrams wait in its socket's queue.
     """
-    host = host.strip("[]")
-    where = f"udp [{host}]:{port}" if ":" in host else f"udp {host}:{port}"
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise BindError(f"cannot resolve host {host!r}: {exc.strerror}") from exc
-    family, kind, proto, _, address = infos[0]
+    where, (family, kind, proto, _, address) = _resolve(host, port, socket.SOCK_DGRAM)
     socks: list[socket.socket] = []
     try:
         for _ in range(count):

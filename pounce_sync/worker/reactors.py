@@ -63,7 +63,7 @@ class Reactors:
         """The set a connection with no home goes to: each in turn (server-side callers)."""
         with self._lock:
             self._turn += 1
-            return self.pollers[self._turn % len(self.pollers)]
+            return self.for_seat(self._turn)
 
     def park(
         self,

@@ -1,0 +1,1 @@
+"""Real frameworks served end to end, each case checked against a reference server."""

@@ -37,15 +37,11 @@ from .handoffs import HTTP2Connection
 from .http2_stream import (
     H2Stream,
     HeaderKeepingH2Stream,
-    Headers,
-    StreamGone,
-    build_scope,
     header_list_size,
-    refusal,
     request_from_h2,
     request_from_upgrade,
-    response_headers,
 )
+from .pool_stream import Headers, StreamGone, build_scope, refusal, response_headers
 from .socket_stream import AsyncSocket, ConnectionLost
 
 error_log = logging.getLogger("pounce_sync.error")

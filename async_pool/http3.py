@@ -36,7 +36,6 @@ from . import quic_wire as wire
 from .context import PoolContext
 from .handoffs import ClientSocket
 from .http2 import DefaultFields
-from .http2_stream import StreamGone, build_scope, refusal
 from .http3_frames import (
     H3_NO_ERROR,
     H3_REQUEST_REJECTED,
@@ -53,6 +52,7 @@ from .http3_frames import (
     goaway,
 )
 from .http3_stream import H3Stream, HeaderKeepingH3Stream, malformed, request_from_h3
+from .pool_stream import StreamGone, build_scope, refusal
 from .qpack_static import QpackError, decode_field_section, encode_field_section
 from .quic_compat import ServerQuic, install
 

@@ -1,30 +1,18 @@
-"""One HTTP/3 request stream as one ASGI `http` request: checks, `receive()` and `send()`.
+"""One HTTP/3 request stream as one ASGI `http` request: `PoolStream` over QUIC.
 
 The connection (`http3.H3Server`) owns zoomies' QUIC state and the socket; a stream
-talks to it only through `StreamLink`, as HTTP/2 streams do. Request bodies are
-credited to the client (MAX_STREAM_DATA) only as the app takes them, so a slow app
-holds its client back. Response HEADERS wait for the first body message, so an app
-that fails before any body still gets a 500.
+talks to it only through `StreamLink`, as HTTP/2 streams do. What HTTP/3 adds to the
+shared behaviour (`pool_stream`): its own malformed-request checks, HEADERS and DATA
+frames written on the stream, and the stream's credit (MAX_STREAM_DATA) kept here.
+No `100 Continue` is sent: a client that waits for one sends its body after its own
+timeout.
 """
 
-import asyncio
-from typing import Any, Protocol
+from typing import Protocol
 
-from pounce_sync.asgi.disconnect import ClientDisconnected, disconnect_message
-from pounce_sync.asgi.exchange import (
-    AWAIT_DISCONNECT,
-    DISCONNECT,
-    INCOMPLETE,
-    NOT_STARTED,
-    HTTPExchange,
-    KeepsResponseHeaders,
-    log_app_error,
-)
-from pounce_sync.http1 import Request, error_body, valid_field
+from pounce_sync.asgi.exchange import KeepsResponseHeaders
+from pounce_sync.http1 import Request, valid_field
 
-from .context import PoolContext
-from .handoffs import ClientSocket
-from .http2_stream import StreamGone, request_from_h2, response_headers
 from .http3_frames import (
     H3_INTERNAL_ERROR,
     H3_NO_ERROR,
@@ -32,10 +20,8 @@ from .http3_frames import (
     HEADERS,
     frame,
 )
+from .pool_stream import ConnectionLink, Headers, Message, PoolStream, request_from_fields
 from .qpack_static import encode_field_section
-
-Headers = list[tuple[bytes, bytes]]
-Message = dict[str, Any]
 
 _REQUEST_PSEUDO = frozenset({b":method", b":scheme", b":authority", b":path"})
 # RFC 9114 4.2: connection-specific fields make a request malformed.
@@ -44,14 +30,9 @@ _CONNECTION_FIELDS = frozenset(
 )
 
 
-class StreamLink(Protocol):
+class StreamLink(ConnectionLink, Protocol):
     """What a stream may ask of its connection; every call but `send` returns at once."""
 
-    ctx: PoolContext
-    conn_info: ClientSocket
-    draining: bool
-
-    def default_headers(self) -> Headers: ...
     async def send(self, stream: "H3Stream", data: bytes, end_stream: bool) -> None: ...
     def respond_now(self, stream: "H3Stream", status: int, body: bytes) -> None: ...
     def consumed(self, stream: "H3Stream", size: int) -> None: ...
@@ -86,132 +67,48 @@ def malformed(headers: Headers) -> str | None:
 
 
 def request_from_h3(headers: Headers, ended: bool) -> Request:
-    return request_from_h2(headers, ended)._replace(http_version=b"3")
+    return request_from_fields(headers, ended, b"3")
 
 
-class H3Stream(HTTPExchange):
-    """The HTTP/3 shell over `HTTPExchange` for one request stream.
+class H3Stream(PoolStream):
+    """One HTTP/3 request stream; the connection calls the `on_*` methods."""
 
-    `disconnected` here means reset or stopped by either side, or the connection is over.
-    """
+    link: StreamLink
+    NO_ERROR = H3_NO_ERROR
+    CANCELLED = H3_REQUEST_CANCELLED
+    INTERNAL_ERROR = H3_INTERNAL_ERROR
 
     def __init__(
         self,
         link: StreamLink,
         stream_id: int,
         request: Request,
-        scope: dict[str, Any],
+        scope: dict,
         *,
         request_ended: bool,
         extra_headers: Headers | None = None,
     ) -> None:
-        super().__init__(request, link.ctx.config.max_body_size, trailers_allowed=True)
-        self.link = link
-        self.id = stream_id
-        self.scope = scope
-        self.ctx = link.ctx
-        self._extra = extra_headers or []
-        self._head = request.method == b"HEAD"
-        self._chunks: list[bytes] = []
-        self._unacked = 0  # body bytes buffered, not yet credited to the client
-        self.request_ended = request_ended
-        self._changed = asyncio.Event()
-        self.window = asyncio.Event()  # credit arrived, or the stream went away
-        self._headers: Headers = []
-        self._trailers: Headers = []
-        self.ended = False  # our FIN is queued
-        self.body_bytes = 0  # DATA payload sent: the access log's B
+        super().__init__(
+            link,
+            stream_id,
+            request,
+            scope,
+            request_ended=request_ended,
+            extra_headers=extra_headers,
+        )
         self.sent_offset = 0  # stream bytes queued, frames included: our final size
         self.peer_limit = 0  # the client's MAX_STREAM_DATA for this stream
         self.credited = 0  # request-stream bytes given back to the client
         self.limit_sent = 0  # the MAX_STREAM_DATA we last sent
 
-    # -- from the connection -----------------------------------------------------
-    def on_data(self, data: bytes) -> None:
-        if self.disconnected or not self.within_limit(len(data)):
-            self.link.consumed(self, len(data))
-            self.refuse(413)
-            return
-        self._chunks.append(data)
-        self._unacked += len(data)
-        self._changed.set()
+    def _reset(self, code: int) -> None:
+        self.link.reset(self, code)
 
-    def on_end(self) -> None:
-        self.request_ended = True
-        self._changed.set()
+    def _respond_now(self, status: int, body: bytes) -> None:
+        self.link.respond_now(self, status, body)
 
-    def on_gone(self) -> None:
-        self.disconnected = True
-        self._changed.set()
-        self.window.set()
-
-    def wake(self) -> None:
-        self._changed.set()
-
-    def refuse(self, status: int) -> None:
-        """Answer `status` if no head was sent yet, else reset; the app hears disconnect."""
-        if self.disconnected:
-            return
-        if self.abort(status):
-            self.link.respond_now(self, status, error_body(status))
-            self.ended = True
-            if not self.request_ended:
-                self.link.reset(self, H3_NO_ERROR)  # stop the upload (RFC 9114 4.1)
-        else:
-            self.link.reset(self, H3_REQUEST_CANCELLED)
-        self.on_gone()
-
-    # -- receive -------------------------------------------------------------------
-    async def receive(self) -> Message:
-        while True:
-            step = self.next_receive()
-            if step is DISCONNECT:
-                return disconnect_message()
-            if step is AWAIT_DISCONNECT:
-                if self.ended or self.link.draining:
-                    return disconnect_message()
-                await self._wait_changed()
-            elif self._chunks or self.request_ended:
-                return self._take_body()
-            else:
-                try:
-                    async with asyncio.timeout(self.ctx.config.timeout_body_read):
-                        await self._wait_changed()
-                except TimeoutError:
-                    self.refuse(408)
-
-    async def _wait_changed(self) -> None:
-        self._changed.clear()
-        await self._changed.wait()
-
-    def _take_body(self) -> Message:
-        body = b"".join(self._chunks)
-        self._chunks.clear()
-        self.release()
-        return self.request_message(body, not self.request_ended)
-
-    def release(self) -> None:
-        """Credit the client with what was buffered (taken by the app, or dropped)."""
-        self._chunks.clear()
-        if self._unacked:
-            self.link.consumed(self, self._unacked)
-            self._unacked = 0
-
-    # -- send ------------------------------------------------------------------------
-    async def send(self, message: Message) -> None:
-        if self.disconnected:
-            raise StreamGone("the stream was closed by the client")
-        kind = message["type"]
-        if kind == "http.response.start":
-            self.response_start(message)
-            headers = response_headers(message.get("headers", ()))
-            self._headers = [*self.link.default_headers(), *self._extra, *headers]
-        elif kind == "http.response.body":
-            await self._body(message)
-        elif kind == "http.response.trailers":
-            await self._add_trailers(message)
-        else:
-            self.unexpected(kind)
+    def _credit(self, size: int) -> None:
+        self.link.consumed(self, size)
 
     async def _body(self, message: Message) -> None:
         first = not self.head_sent
@@ -221,8 +118,7 @@ class H3Stream(HTTPExchange):
         end = self.response_complete or self._head
         out = b""
         if first:
-            status = (b":status", str(self.status).encode("ascii"))
-            out = frame(HEADERS, encode_field_section([status, *self._headers]))
+            out = frame(HEADERS, encode_field_section([self._status_field(), *self._headers]))
         elif self.ended:
             return  # HEAD: the body is not sent
         if body:
@@ -233,53 +129,8 @@ class H3Stream(HTTPExchange):
         if end:
             self._mark_ended()
 
-    def _mark_ended(self) -> None:
-        self.ended = True
-        self._changed.set()
-
-    async def _add_trailers(self, message: Message) -> None:
-        headers, more_trailers = self.response_trailers(message)
-        self._trailers += response_headers(headers)
-        if not more_trailers and not self.ended:
-            await self.link.send(self, frame(HEADERS, encode_field_section(self._trailers)), True)
-            self._mark_ended()
-
-    # -- the whole request -------------------------------------------------------------
-    async def run(self) -> None:
-        """Call the app once; answer 500 or reset the stream if it fails."""
-        try:
-            await self.ctx.app(self.scope, self.receive, self.send)
-        except ClientDisconnected:
-            pass
-        except Exception as exc:
-            log_app_error(exc)
-            self._fail()
-        else:
-            outcome = self.app_returned()
-            outcome.log()
-            if outcome is NOT_STARTED or outcome is INCOMPLETE:
-                self._fail()
-        finally:
-            self._close()
-
-    def _fail(self) -> None:
-        if self.disconnected:
-            return
-        if self.fail():
-            self.link.respond_now(self, 500, error_body(500))
-            self.ended = True
-        elif not self.ended:
-            self.link.reset(self, H3_INTERNAL_ERROR)
-            self.disconnected = True
-
-    def _close(self) -> None:
-        self.release()
-        if self.disconnected:
-            return
-        if not self.ended:
-            self.link.reset(self, H3_INTERNAL_ERROR)  # cancelled mid-response
-        elif not self.request_ended:
-            self.link.reset(self, H3_NO_ERROR)  # answered without the whole body
+    async def _end_with_trailers(self) -> None:
+        await self.link.send(self, frame(HEADERS, encode_field_section(self._trailers)), True)
 
 
 class HeaderKeepingH3Stream(KeepsResponseHeaders, H3Stream):

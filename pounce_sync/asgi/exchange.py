@@ -2,11 +2,11 @@
 
 Each protocol shell subclasses `HTTPExchange`: HTTP/1.1 on a sync worker
 (`pounce_sync.worker.asgi_http.HTTPCycle`), HTTP/1.1 on the pool
-(`async_pool.http1_stream.StreamingExchange`) and one HTTP/2 stream
-(`async_pool.http2_stream.H2Stream`). The exchange says what a `receive()` must
-do next, counts the body against the limit, decides when 100 Continue is owed,
-and checks every `send()` message against ASGI's order (start, body..., then
-trailers); the shell only reads, writes and waits. hypercorn's protocol classes
+(`async_pool.http1_stream.StreamingExchange`) and one HTTP/2 or HTTP/3 stream
+(`async_pool.pool_stream.PoolStream`). The exchange says what a `receive()` must
+do next, counts the body against the limit, decides when 100 Continue is owed, and
+checks every `send()` message against ASGI's order (start, body..., then trailers);
+the shell only reads, writes and waits. hypercorn's protocol classes
 sit over h11 and h2 the same way.
 """
 

@@ -12,6 +12,11 @@ from pounce_sync.worker.context import Listener
 
 from .tls import build_ssl_context
 
+# Set by the --reload parent for its server child: the listening sockets it bound once
+# and keeps open across restarts, as descriptors. Popped on reading, so neither the app
+# nor a later child of the server sees it.
+INHERITED_LISTENERS_ENV = "_POUNCE_SYNC_LISTENER_FDS"
+
 
 class BindError(Exception):
     """Could not bind; the message is one line for the user."""
@@ -133,9 +138,22 @@ def bind_spec(spec: str, backlog: int, uds_mode: int | None = None) -> Listener:
 def bind_listeners(config: Config) -> list[Listener]:
     """Bind what `config` asks for; TLS listeners carry the context and say "https".
 
-    The TLS context is built first, so bad TLS files leave no socket bound.
+    Sockets a --reload parent handed down are taken instead of binding anew. The TLS
+    context is built first, so bad TLS files leave no socket bound.
     """
     context = build_ssl_context(config)
+    inherited = os.environ.pop(INHERITED_LISTENERS_ENV, None)
+    if inherited:
+        listeners = [bind_fd(int(fd)) for fd in inherited.split(",")]
+    else:
+        listeners = bind_sockets(config)
+    if context is None:
+        return listeners
+    return [dataclasses.replace(lst, scheme="https", ssl_context=context) for lst in listeners]
+
+
+def bind_sockets(config: Config) -> list[Listener]:
+    """The listening sockets `config` names, in order, without TLS."""
     listeners: list[Listener] = []
     try:
         for spec in config.bind:
@@ -150,9 +168,7 @@ def bind_listeners(config: Config) -> list[Listener]:
         for listener in listeners:
             listener.sock.close()
         raise
-    if context is None:
-        return listeners
-    return [dataclasses.replace(lst, scheme="https", ssl_context=context) for lst in listeners]
+    return listeners
 
 
 def describe_listener(listener: Listener) -> str:

@@ -4,8 +4,11 @@ The server runs in a child process (`python -m pounce_sync <same arguments>
 --no-reload`), so each restart imports the app afresh and nothing of the old code
 survives, which reloading modules in place cannot promise. The watcher compares
 modification times every `POLL_INTERVAL` seconds: no dependency, and a development
-tree of a few thousand files costs a few milliseconds a poll. The old child has
-exited before the new one starts, so the new one can bind the same address.
+tree of a few thousand files costs a few milliseconds a poll.
+
+The reloader binds the listening sockets once and every child inherits them (as
+uvicorn's reloader does): a client that connects while one child drains and the next
+imports the app waits in the accept queue instead of being refused.
 """
 
 import ctypes
@@ -24,6 +27,10 @@ from types import FrameType
 
 from pounce_sync.config import Config
 from pounce_sync.observe.logs import LogConfigError, configure_logging
+from pounce_sync.worker.context import Listener
+
+from .exit_codes import EXIT_ERROR
+from .listeners import INHERITED_LISTENERS_ENV, BindError, bind_sockets
 
 error_log = logging.getLogger("pounce_sync.error")
 
@@ -106,7 +113,21 @@ def run_reloader(config: Config, argv: list[str]) -> int:
     except LogConfigError as exc:
         print(f"pounce-sync: error: {exc}", file=sys.stderr)
         return 1
-    return Reloader(FileWatcher.from_config(config), child_command(argv), config).run()
+    try:
+        listeners = bind_sockets(config)
+    except BindError as exc:
+        print(f"pounce-sync: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        return Reloader(FileWatcher.from_config(config), child_command(argv), config).run(listeners)
+    finally:
+        for listener in listeners:
+            listener.sock.close()
+            if listener.owned_path:
+                try:
+                    os.unlink(listener.owned_path)
+                except OSError:
+                    pass
 
 
 class Reloader:
@@ -119,8 +140,10 @@ class Reloader:
         self.child: subprocess.Popen[bytes] | None = None
         self._signals = 0  # handlers only count: see Server._on_signal
         self._last_signal = signal.SIGTERM
+        self._fds: tuple[int, ...] = ()
 
-    def run(self) -> int:
+    def run(self, listeners: list[Listener]) -> int:
+        self._fds = tuple(listener.sock.fileno() for listener in listeners)
         self._install_signal_handlers()
         error_log.info(
             "Reloader [%d] watching %s for %s",
@@ -152,7 +175,8 @@ class Reloader:
 
     def _start_child(self) -> subprocess.Popen[bytes]:
         preexec = _die_with_parent(os.getpid()) if sys.platform == "linux" else None
-        return subprocess.Popen(self.command, preexec_fn=preexec)
+        env = {**os.environ, INHERITED_LISTENERS_ENV: ",".join(map(str, self._fds))}
+        return subprocess.Popen(self.command, preexec_fn=preexec, pass_fds=self._fds, env=env)
 
     def _notice_exit(self) -> None:
         """A child that stopped by itself (e.g. an import error) waits for the next edit."""

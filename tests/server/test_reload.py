@@ -104,6 +104,44 @@ def test_a_change_restarts_the_server_an_excluded_one_does_not(tmp_path: Path) -
     assert first != second and _gone(first) and _gone(second)
 
 
+def test_clients_are_served_not_refused_while_the_server_restarts(tmp_path: Path) -> None:
+    """The reloader holds the listening socket: between two children a connection waits
+    in its queue. Binding in each child refused every connection in that gap."""
+    _write_app(tmp_path, "v1")
+    srv, uds = _start(tmp_path)
+    answers: list[bytes] = []
+    try:
+        _serving_pid(uds, "v1")
+        _write_app(tmp_path, "v2")
+        deadline = time.monotonic() + DEADLINE
+        while not answers or not answers[-1].startswith(b"v2"):
+            assert time.monotonic() < deadline, "the new child never answered"
+            answers.append(_get(uds))  # an OSError here is a refused or reset client
+        assert srv.stop() == 0
+    finally:
+        srv.kill()
+    assert answers[0].startswith(b"v1"), answers[0]  # the load spanned the restart
+    assert not uds.exists()  # the reloader removes the socket it bound
+
+
+def test_a_reloaded_server_keeps_its_tcp_port(tmp_path: Path) -> None:
+    _write_app(tmp_path, "v1")
+    args = ["--reload", "--app-dir", str(tmp_path), "--port", "0", "--lifespan", "off"]
+    srv = ServerProcess([*args, "mod:app"]).wait_listening()
+    try:
+        _write_app(tmp_path, "v2")
+        _wait_for_line(srv, "Detected a change")
+        deadline = time.monotonic() + DEADLINE
+        while srv.stderr.count("Listening on") < 2:
+            assert time.monotonic() < deadline, srv.stderr
+            time.sleep(0.1)
+        assert srv.stop() == 0
+    finally:
+        srv.kill()
+    listening = [line for line in srv.stderr.splitlines() if "Listening on" in line]
+    assert len(set(line.partition("Listening on ")[2] for line in listening)) == 1, listening
+
+
 def test_a_broken_app_waits_for_the_next_change(tmp_path: Path) -> None:
     _write_app(tmp_path, "v1")
     srv, uds = _start(tmp_path)

@@ -113,10 +113,14 @@ def _request(conn: http.client.HTTPConnection, close: bool) -> tuple[int, bytes,
     return response.status, response.read(), response.will_close
 
 
-def _client(port: int, keep_alive: bool, start: float, stop: threading.Event, tally: Tally) -> None:
+def counting_client(
+    port: int, keep_alive: bool, start: float, stop: threading.Event, tally: Tally
+) -> None:
     conn: http.client.HTTPConnection | None = None
+    served = 0
     while not stop.is_set():
         if conn is None:
+            served = 0
             conn = http.client.HTTPConnection(HOST, port, timeout=TIMEOUT_S)
             try:
                 conn.connect()
@@ -128,7 +132,8 @@ def _client(port: int, keep_alive: bool, start: float, stop: threading.Event, ta
         try:
             status, body, will_close = _request(conn, close=not keep_alive)
         except (OSError, http.client.HTTPException) as exc:
-            tally.lost.append((time.monotonic() - start, repr(exc)))
+            kind = f"keep-alive, request {served + 1} on its connection" if keep_alive else "new"
+            tally.lost.append((time.monotonic() - start, f"{exc!r} ({kind})"))
             conn.close()
             conn = None
             continue
@@ -138,6 +143,7 @@ def _client(port: int, keep_alive: bool, start: float, stop: threading.Event, ta
         else:
             tally.answered.append(now)
             tally.pids.add(body.decode(errors="replace"))
+        served += 1
         if will_close or not keep_alive:
             conn.close()
             conn = None
@@ -180,13 +186,19 @@ def _watch_websocket(
 def _watch_http2(
     port: int, signalled: threading.Event, at: list[float], watch: StreamWatch
 ) -> None:
+    """An event stream on an HTTP/2 connection: busy, so no idle timeout ends it first."""
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     conn.initiate_connection()
+    stream = conn.get_next_available_stream_id()
+    fields = [(":method", "GET"), (":scheme", "http"), (":authority", "x"), (":path", "/events")]
+    conn.send_headers(stream, fields, end_stream=True)
     with _connect(port) as sock:
         sock.sendall(conn.data_to_send())
         while data := sock.recv(65536):
             for event in conn.receive_data(data):
-                if isinstance(event, h2.events.ConnectionTerminated):
+                if isinstance(event, h2.events.DataReceived):
+                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                elif isinstance(event, h2.events.ConnectionTerminated):
                     if signalled.is_set():
                         watch.http2_goaway = time.monotonic() - at[0]
                     return
@@ -267,7 +279,9 @@ def _drive(
     tally, stop, signalled = Tally(), threading.Event(), threading.Event()
     start = time.monotonic()
     clients = [
-        threading.Thread(target=_client, args=(port, i % 2 == 0, start, stop, tally), daemon=True)
+        threading.Thread(
+            target=counting_client, args=(port, i % 2 == 0, start, stop, tally), daemon=True
+        )
         for i in range(plan.clients)
     ]
     watch = StreamWatch() if plan.event == "term" else None
@@ -290,13 +304,13 @@ def _drive(
         _fire(plan, server, app_file)
     if plan.event not in ("term", "budget"):  # the load ends before our own SIGTERM
         time.sleep(max(0.0, plan.duration_s - (time.monotonic() - start)))
-        _stop_clients(stop, clients)
+        stop_clients(stop, clients)
     exit_code, exit_after = _finish(plan, server, at[0])
-    _stop_clients(stop, [*clients, *watchers])
+    stop_clients(stop, [*clients, *watchers])
     return _judge(plan, tally, fired, exit_code, exit_after, watch, log_file)
 
 
-def _stop_clients(stop: threading.Event, threads: list[threading.Thread]) -> None:
+def stop_clients(stop: threading.Event, threads: list[threading.Thread]) -> None:
     stop.set()
     for thread in threads:
         thread.join(TIMEOUT_S + GRACE_S)

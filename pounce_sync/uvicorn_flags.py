@@ -5,7 +5,8 @@ a value would otherwise lose it to the APP argument (`--http h11` read as the ap
 `h11`), and the error would be about something else. Each entry says what
 pounce-sync has instead, or that there is nothing to set; the command line
 refuses the flag with that hint and exit code 2. The flags uvicorn and
-pounce-sync share (`--app-dir`, `--workers`, `--log-config`, ...) are not here.
+pounce-sync share (`--app-dir`, `--workers`, `--log-config`, `--env-file`, ...) are not
+here.
 """
 
 from dataclasses import dataclass
@@ -30,11 +31,6 @@ UVICORN_ONLY: dict[str, ForeignFlag] = {
         "there is no event loop to choose: requests run on blocking worker threads "
         "(--coroutine-driver says how an ASGI coroutine is stepped there); the AsyncPool "
         "runs asyncio's own loop",
-    ),
-    "--env-file": ForeignFlag(
-        True,
-        "pounce-sync reads no env file: export its variables before starting "
-        "(set -a; . ./.env; set +a), or use systemd's EnvironmentFile=",
     ),
     "--use-colors": ForeignFlag(
         False, "log lines are never coloured; --log-config sets a formatter of your own"

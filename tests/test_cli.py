@@ -239,7 +239,6 @@ UVICORN_FLAGS = [
     (["--no-ws", "none"], "takes no value"),
     (["--ws-per-message-deflate", "false"], "--no-ws-per-message-deflate turns it off"),
     (["--loop", "uvloop"], "--coroutine-driver"),
-    (["--env-file", ".env"], "EnvironmentFile="),
     (["--use-colors"], "--log-config"),
     (["--no-use-colors"], "never coloured"),
     (["--h11-max-incomplete-event-size", "16384"], "--limit-request-headers-size"),

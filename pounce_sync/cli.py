@@ -6,6 +6,7 @@ refused with a hint (`uvicorn_flags.py`).
 """
 
 import argparse
+import itertools
 import os
 import platform
 import sys
@@ -17,9 +18,9 @@ from dataclasses import MISSING, fields
 from typing import Any, NoReturn
 
 from .config import SSL_KEYFILE_PASSWORD_ENV, Config, ConfigError, choices, flag_for
-from .config_env import settings_from_environ
-from .config_file import load_config_file
-from .env_file import EnvFileError, load_env_file
+from .sources.config_file import load_config_file
+from .sources.env_file import EnvFileError, load_env_file
+from .sources.environment import settings_from_environ
 from .uvicorn_flags import CLICK_BOOLEANS, UVICORN_ONLY, UVICORN_WS_VALUES, switch_hint
 from .version import __version__
 
@@ -145,7 +146,7 @@ def refuse_switch_values(parser: argparse.ArgumentParser, argv: Sequence[str]) -
     an app (it has a colon) is left alone.
     """
     switches = _switches(parser)
-    for flag, following in zip(argv, [*argv[1:], ""], strict=True):
+    for flag, following in itertools.pairwise([*argv, ""]):
         if flag == "--":
             return
         name, equals, value = flag.partition("=")

@@ -4,7 +4,7 @@ from dataclasses import fields
 
 from .cli import SOURCE_FLAGS
 from .config import SSL_KEYFILE_PASSWORD_ENV, Config, choices, flag_for
-from .config_env import ENV_PREFIX
+from .sources.environment import ENV_PREFIX
 from .uvicorn_flags import UVICORN_ONLY
 
 _HEADER = """# Settings

@@ -11,6 +11,8 @@ here.
 
 from dataclasses import dataclass
 
+from .sources.values import BOOLEAN_WORDS
+
 
 @dataclass(frozen=True, slots=True)
 class ForeignFlag:
@@ -69,9 +71,7 @@ UVICORN_ONLY: dict[str, ForeignFlag] = {
 # What uvicorn's `--ws` takes: here `--ws` / `--no-ws` is a switch and wsproto serves.
 UVICORN_WS_VALUES = frozenset(("auto", "none", "websockets", "websockets-sansio", "wsproto"))
 # What click accepts as a boolean value (uvicorn's `--ws-per-message-deflate BOOL`).
-CLICK_BOOLEANS = frozenset(
-    ("1", "0", "true", "false", "t", "f", "yes", "no", "y", "n", "on", "off")
-)
+CLICK_BOOLEANS = BOOLEAN_WORDS
 
 
 def switch_hint(flag: str) -> str:

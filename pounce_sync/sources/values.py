@@ -7,10 +7,11 @@ the file and key, or the variable), never the flag the user did not type.
 
 from typing import Any
 
-from .config import Config, ConfigError, check_value, setting_type
-from .uvicorn_flags import CLICK_BOOLEANS
+from pounce_sync.config import Config, ConfigError, check_value, setting_type
 
 _TRUE = frozenset(("1", "true", "t", "yes", "y", "on"))
+BOOLEAN_WORDS = _TRUE | frozenset(("0", "false", "f", "no", "n", "off"))
+"""What click (and so uvicorn) takes for a boolean, lowercase; so do the variables."""
 _WHAT = {
     str: "a string",
     int: "a whole number",
@@ -50,7 +51,7 @@ def from_text(name: str, text: str, label: str) -> Any:
     kind = setting_type(name)
     value: Any = text
     if kind is bool:
-        if text.lower() not in CLICK_BOOLEANS:
+        if text.lower() not in BOOLEAN_WORDS:
             raise _wrong(label, name, text)
         value = text.lower() in _TRUE
     elif kind in (int, float):

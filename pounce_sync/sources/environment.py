@@ -16,8 +16,9 @@ from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
-from .config import SSL_KEYFILE_PASSWORD_ENV, Config, ConfigError
-from .setting_values import from_text
+from pounce_sync.config import SSL_KEYFILE_PASSWORD_ENV, Config, ConfigError
+
+from .values import from_text
 
 ENV_PREFIX = "POUNCE_SYNC_"
 _OWN_MEANING = frozenset((SSL_KEYFILE_PASSWORD_ENV,))

@@ -16,8 +16,9 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from .config import Config, ConfigError
-from .setting_values import from_toml
+from pounce_sync.config import Config, ConfigError
+
+from .values import from_toml
 
 _NAMES = frozenset(f.name for f in fields(Config))
 

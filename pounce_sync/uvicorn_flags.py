@@ -45,8 +45,9 @@ UVICORN_ONLY: dict[str, ForeignFlag] = {
     ),
     "--timeout-notify": ForeignFlag(
         True,
-        "meaningless here, and no uvicorn command-line flag either: uvicorn's gunicorn worker "
-        "class sets it; pounce-sync needs no such class, its supervisor watches its workers",
+        "not a uvicorn command-line flag either: uvicorn's gunicorn worker sets it from "
+        "gunicorn's --timeout, and so does ours (gunicorn -k pounce_sync.gunicorn.Worker "
+        "--timeout N); alone, pounce-sync's supervisor watches its workers",
     ),
     "--timeout-worker-healthcheck": ForeignFlag(
         True,

@@ -3,7 +3,11 @@
 /env?name=X     the variable X of the serving process's environment ("<unset>" if none)
 /at-import      $HABITS_AT_IMPORT as it was when this module was imported
 /pid            the serving process's pid
-/slow?s=N       answers after N seconds (a request in flight during a stop or reload)
+/together       "together" once a second request to it is in the app at the same time,
+                "alone" if none comes within 30 s (two worker threads, or one)
+/gil            "True" or "False": whether the serving process runs with the GIL
+/slow?s=N       answers after N seconds (a request in flight during a stop or reload);
+                "slow <pid>" goes to $HABITS_SLOW_LOG first, so a test knows it started
 /stream?n=N     N chunks, the last after the response started (a streaming response)
 websocket       echoes every text message
 
@@ -13,19 +17,22 @@ from the lifespan protocol, one per worker process.
 
 import asyncio
 import os
+import sys
+import threading
 from typing import Any
 from urllib.parse import parse_qs
 
 Scope = dict[str, Any]
 AT_IMPORT = os.environ.get("HABITS_AT_IMPORT", "<unset>")
+_PAIR = threading.Barrier(2, timeout=30)
 
 
 def _params(scope: Scope) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
 
 
-def _log(line: str) -> None:
-    path = os.environ.get("HABITS_LIFESPAN_LOG")
+def _log(line: str, variable: str = "HABITS_LIFESPAN_LOG") -> None:
+    path = os.environ.get(variable)
     if path:
         with open(path, "a", encoding="utf-8") as f:
             f.write(f"{line} {os.getpid()}\n")
@@ -79,7 +86,17 @@ async def app(scope: Scope, receive, send) -> None:
         await _text(send, AT_IMPORT)
     elif path == "/pid":
         await _text(send, str(os.getpid()))
+    elif path == "/together":
+        try:
+            _PAIR.wait()  # blocks this worker thread: the point is to need another
+            await _text(send, "together")
+        except threading.BrokenBarrierError:
+            _PAIR.reset()
+            await _text(send, "alone")
+    elif path == "/gil":
+        await _text(send, str(getattr(sys, "_is_gil_enabled", lambda: True)()))
     elif path == "/slow":
+        _log("slow", "HABITS_SLOW_LOG")
         await asyncio.sleep(float(params.get("s", "1")))
         await _text(send, "slow done")
     elif path == "/stream":

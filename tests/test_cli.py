@@ -242,7 +242,7 @@ UVICORN_FLAGS = [
     (["--use-colors"], "--log-config"),
     (["--no-use-colors"], "never coloured"),
     (["--h11-max-incomplete-event-size", "16384"], "--limit-request-headers-size"),
-    (["--timeout-notify", "30"], "meaningless here"),
+    (["--timeout-notify", "30"], "gunicorn -k pounce_sync.gunicorn.Worker --timeout N"),
     (["--timeout-worker-healthcheck", "5"], "meaningless here"),
     (["--ws-max-queue", "32"], "--ws-max-size"),
     (["--reload-delay", "0.5"], "every 0.25 s"),

@@ -7,6 +7,7 @@ tests/apps_habits.py and talks to it over real sockets.
 import http.client
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,8 +25,9 @@ from pounce_sync.config import Config
 from pounce_sync.gunicorn import config_from_gunicorn
 
 from ..server_process import TESTS_DIR
+from ..tls_server import client_context, make_certs
 
-_LISTENING = re.compile(r"Listening at: http://127\.0\.0\.1:(\d+)")
+_LISTENING = re.compile(r"Listening at: https?://127\.0\.0\.1:(\d+)")
 _STARTED = re.compile(r"Started server process \[(\d+)\]")
 _EXITING = re.compile(r"Worker exiting \(pid: (\d+)\)")
 WAIT = 30.0  # turns a hang into a failure; never a measure of speed
@@ -196,6 +198,22 @@ def test_failed_lifespan_startup_stops_gunicorn() -> None:
         code = server.wait_exit()
     assert code == 3, server.log  # gunicorn's WORKER_BOOT_ERROR
     assert "application startup failed: database unreachable" in server.log
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command makes the certs")
+def test_tls_from_gunicorns_certfile_and_keyfile(tmp_path: Path) -> None:
+    certs = make_certs(shutil.which("openssl") or "", tmp_path)
+    with running_gunicorn("--certfile", certs.server_cert, "--keyfile", certs.server_key) as server:
+        conn = http.client.HTTPSConnection(
+            "localhost", server.port, timeout=WAIT, context=client_context(certs)
+        )
+        try:
+            conn.request("GET", "/")
+            response = conn.getresponse()
+            assert (response.status, response.read()) == (200, b"habits ok")
+        finally:
+            conn.close()
+        assert server.stop() == 0
 
 
 # -- signals ----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from pounce_sync.cli import config_from_args
-from pounce_sync.config import ConfigError
+from pounce_sync.config import Config, ConfigError
 from pounce_sync.sources.config_file import load_config_file
 
 from .http_client import request
@@ -43,6 +43,14 @@ def test_a_file_gives_every_kind_of_setting(tmp_path: Path) -> None:
         "header": ("X-Served-By:edge-1",),
         "forwarded_allow_ips": "10.0.0.0/8",
     }
+
+
+def test_the_full_example_in_the_docs_is_a_valid_config(tmp_path: Path) -> None:
+    docs = (TESTS_DIR.parent / "docs" / "frameworks.md").read_text()
+    example = docs.split("```toml\n", 1)[1].split("```", 1)[0]
+    settings = load_config_file(_write(tmp_path, example))
+    config = Config(**settings)
+    assert config.workers == 4 and config.bind[1] == "unix:/run/myproject.sock"
 
 
 def test_pyproject_toml_holds_them_in_its_tool_table(tmp_path: Path) -> None:

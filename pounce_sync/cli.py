@@ -6,6 +6,8 @@ refused with a hint (`uvicorn_flags.py`).
 """
 
 import argparse
+import itertools
+import os
 import platform
 import sys
 import sysconfig
@@ -16,6 +18,9 @@ from dataclasses import MISSING, fields
 from typing import Any, NoReturn
 
 from .config import SSL_KEYFILE_PASSWORD_ENV, Config, ConfigError, choices, flag_for
+from .sources.config_file import load_config_file
+from .sources.env_file import EnvFileError, load_env_file
+from .sources.environment import settings_from_environ
 from .uvicorn_flags import CLICK_BOOLEANS, UVICORN_ONLY, UVICORN_WS_VALUES, switch_hint
 from .version import __version__
 
@@ -35,7 +40,8 @@ class _Refused(argparse.Action):
     """A uvicorn flag with no counterpart here: parsing stops with its hint."""
 
     def __init__(self, option_strings: list[str], dest: str, hint: str, **kwargs: Any) -> None:
-        super().__init__(option_strings, dest, default=argparse.SUPPRESS, **kwargs)
+        kwargs["default"] = argparse.SUPPRESS
+        super().__init__(option_strings, dest, **kwargs)
         self.hint = hint
 
     def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> NoReturn:
@@ -58,8 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve an ASGI or WSGI application on blocking worker threads.",
         epilog=_EPILOG,
         allow_abbrev=False,
+        argument_default=argparse.SUPPRESS,  # a flag not given leaves its setting to others
     )
     _add_setting_flags(parser)
+    _add_source_flags(parser)
     for flag, foreign in UVICORN_ONLY.items():
         nargs = "?" if foreign.takes_value else 0  # "?": the value goes with the flag
         parser.add_argument(
@@ -67,6 +75,26 @@ def build_parser() -> argparse.ArgumentParser:
         )
     parser.add_argument("--version", action="version", version=_version())
     return parser
+
+
+SOURCE_FLAGS = {
+    "--config": (
+        "config_file",
+        "TOML file of settings, keys named as the settings (workers = 4); pyproject.toml: "
+        "its [tool.pounce-sync] table. Environment variables and flags override it.",
+    ),
+    "--env-file": (
+        "env_file",
+        "dotenv file (NAME=value lines) whose variables are set before the app is imported, "
+        "unless already set; its POUNCE_SYNC_* variables count as settings.",
+    ),
+}
+"""Flags that name where more settings come from; they are not settings themselves."""
+
+
+def _add_source_flags(parser: argparse.ArgumentParser) -> None:
+    for flag, (dest, help_text) in SOURCE_FLAGS.items():
+        parser.add_argument(flag, dest=dest, metavar="FILE", help=help_text)
 
 
 def _version() -> str:
@@ -81,24 +109,20 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
     for f in fields(Config):
         help_text = f.metadata["help"].replace("%", "%%")  # argparse formats help with %
         if f.metadata.get("flag") == "":
-            parser.add_argument(f.name, nargs="?", default=f.default, help=help_text)
+            parser.add_argument(f.name, nargs="?", help=help_text)
             continue
         flag = flag_for(f.name)
         default = f.default if f.default is not MISSING else None
         kind = _base_type(hints[f.name])
         if typing.get_origin(kind) is tuple:
-            parser.add_argument(
-                flag, action="append", default=None, metavar="VALUE", help=help_text
-            )
+            parser.add_argument(flag, action="append", metavar="VALUE", help=help_text)
         elif kind is bool:
-            parser.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=default, help=help_text
-            )
+            help_text += f" (default: {'on' if default else 'off'})"
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
         else:
             parser.add_argument(
                 flag,
                 type=kind,
-                default=default,
                 choices=choices(f.name) or None,
                 metavar=f.name.upper(),
                 help=f"{help_text} (default: {default})",
@@ -122,7 +146,7 @@ def refuse_switch_values(parser: argparse.ArgumentParser, argv: Sequence[str]) -
     an app (it has a colon) is left alone.
     """
     switches = _switches(parser)
-    for flag, following in zip(argv, [*argv[1:], ""], strict=True):
+    for flag, following in itertools.pairwise([*argv, ""]):
         if flag == "--":
             return
         name, equals, value = flag.partition("=")
@@ -133,27 +157,43 @@ def refuse_switch_values(parser: argparse.ArgumentParser, argv: Sequence[str]) -
 
 
 def config_from_args(argv: list[str] | None = None) -> Config:
+    return _config_and_flags(argv)[0]
+
+
+def _config_and_flags(argv: list[str] | None) -> tuple[Config, dict[str, Any]]:
+    """The config, from built-in defaults < --config file < environment < flags; and the
+    settings the flags gave.
+
+    The env file is loaded first, into os.environ, so the app and worker processes see
+    its variables and its POUNCE_SYNC_* ones count as settings.
+    """
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     refuse_switch_values(parser, argv)
-    settings = vars(parser.parse_args(argv))
-    for name, value in settings.items():
+    flags = vars(parser.parse_args(argv))
+    config_file = flags.pop("config_file", None)
+    env_file = flags.pop("env_file", None)
+    for name, value in flags.items():
         if isinstance(value, list):  # repeatable flags collect lists; Config holds tuples
-            settings[name] = tuple(value)
-    settings = {name: value for name, value in settings.items() if value is not None}
+            flags[name] = tuple(value)
     try:
-        return Config(**settings)
-    except ConfigError as exc:
+        if env_file is not None:
+            load_env_file(env_file)
+        settings = load_config_file(config_file) if config_file is not None else {}
+        settings.update(settings_from_environ(os.environ))
+        settings.update(flags)
+        return Config(**settings), flags
+    except (ConfigError, EnvFileError) as exc:
         parser.error(str(exc))
 
 
-def command_line_warnings(config: Config) -> tuple[str, ...]:
+def command_line_warnings(flags: dict[str, Any]) -> tuple[str, ...]:
     """What the command line itself gives away: a password on it is in every user's `ps`.
 
-    Only the command line warns: an embedding program passing the password to `run()`
-    shows it to nobody.
+    Only the command line warns: a config file or an embedding program passing the
+    password to `run()` shows it to nobody.
     """
-    if config.ssl_keyfile_password is None:
+    if flags.get("ssl_keyfile_password") is None:
         return ()
     return (
         "--ssl-keyfile-password is visible to every user in ps; give the password with "
@@ -167,11 +207,11 @@ def main(argv: list[str] | None = None) -> NoReturn:
         from pounce_sync.bench.runner import main as bench_main
 
         sys.exit(bench_main(args[1:]))
-    config = config_from_args(argv)
+    config, flags = _config_and_flags(argv)
     if config.reload:  # a parent that restarts the server as a child on every change
         from pounce_sync.server.reload import run_reloader
 
         sys.exit(run_reloader(config, sys.argv[1:] if argv is None else argv))
     from pounce_sync.server.run import run_config
 
-    sys.exit(run_config(config, startup_warnings=command_line_warnings(config)))
+    sys.exit(run_config(config, startup_warnings=command_line_warnings(flags)))

@@ -9,6 +9,7 @@ request path needs a lock to read a setting.
 
 import os
 import re
+import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -136,9 +137,20 @@ def trusted_peers(flag: str, spec: str) -> None:
         raise ConfigError(f"{flag}: {exc}") from None
 
 
-def setting(default: Any, help: str, *, flag: str | None = None, check: Check | None = None) -> Any:
-    """A `Config` field; `flag=""` makes it the positional argument, `check` its own rule."""
-    return field(default=default, metadata={"help": help, "flag": flag, "check": check})
+def setting(
+    default: Any,
+    help: str,
+    *,
+    flag: str | None = None,
+    check: Check | None = None,
+    separator: str = ",",
+) -> Any:
+    """A `Config` field; `flag=""` makes it the positional argument, `check` its own rule.
+
+    `separator` splits a repeatable setting's environment variable into its values.
+    """
+    metadata = {"help": help, "flag": flag, "check": check, "separator": separator}
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,8 +310,10 @@ class Config:
     date_header: bool = setting(True, "Send a Date header.")
     header: tuple[str, ...] = setting(
         (),
-        "Extra response header as 'name: value'; repeat the flag for more.",
+        "Extra response header as 'name: value' (or uvicorn's 'name:value'); repeat the flag "
+        "for more.",
         check=each(header_line),
+        separator="\n",  # header values hold commas; they never hold a newline
     )
     request_id: bool = setting(
         False,
@@ -483,6 +497,24 @@ def _checks_of(name: str, own: Check | None) -> tuple[Check, ...]:
 
 
 _FIELD_CHECKS = {f.name: _checks_of(f.name, f.metadata["check"]) for f in fields(Config)}
+
+
+def check_value(name: str, value: Any, label: str) -> None:
+    """Setting `name`'s own checks on `value`, their errors naming `label` (a file's key,
+    an environment variable) instead of the flag."""
+    if value is not None:
+        for check in _FIELD_CHECKS[name]:
+            check(label, value)
+
+
+def setting_type(name: str) -> type:
+    """What setting `name` holds: str, int, float, bool or tuple (of str); None aside."""
+    hint = _TYPES[name]
+    if isinstance(hint, types.UnionType):
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    if typing.get_origin(hint) is Literal:
+        return str
+    return typing.get_origin(hint) or hint
 
 
 # -- rules across fields, checked after every field passed its own ----------------------

@@ -5,10 +5,13 @@ a value would otherwise lose it to the APP argument (`--http h11` read as the ap
 `h11`), and the error would be about something else. Each entry says what
 pounce-sync has instead, or that there is nothing to set; the command line
 refuses the flag with that hint and exit code 2. The flags uvicorn and
-pounce-sync share (`--app-dir`, `--workers`, `--log-config`, ...) are not here.
+pounce-sync share (`--app-dir`, `--workers`, `--log-config`, `--env-file`, ...) are not
+here.
 """
 
 from dataclasses import dataclass
+
+from .sources.values import BOOLEAN_WORDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +34,6 @@ UVICORN_ONLY: dict[str, ForeignFlag] = {
         "(--coroutine-driver says how an ASGI coroutine is stepped there); the AsyncPool "
         "runs asyncio's own loop",
     ),
-    "--env-file": ForeignFlag(
-        True,
-        "pounce-sync reads no env file: export its variables before starting "
-        "(set -a; . ./.env; set +a), or use systemd's EnvironmentFile=",
-    ),
     "--use-colors": ForeignFlag(
         False, "log lines are never coloured; --log-config sets a formatter of your own"
     ),
@@ -47,8 +45,9 @@ UVICORN_ONLY: dict[str, ForeignFlag] = {
     ),
     "--timeout-notify": ForeignFlag(
         True,
-        "meaningless here, and no uvicorn command-line flag either: uvicorn's gunicorn worker "
-        "class sets it; pounce-sync needs no such class, its supervisor watches its workers",
+        "not a uvicorn command-line flag either: uvicorn's gunicorn worker sets it from "
+        "gunicorn's --timeout, and so does ours (gunicorn -k pounce_sync.gunicorn.Worker "
+        "--timeout N); alone, pounce-sync's supervisor watches its workers",
     ),
     "--timeout-worker-healthcheck": ForeignFlag(
         True,
@@ -73,9 +72,7 @@ UVICORN_ONLY: dict[str, ForeignFlag] = {
 # What uvicorn's `--ws` takes: here `--ws` / `--no-ws` is a switch and wsproto serves.
 UVICORN_WS_VALUES = frozenset(("auto", "none", "websockets", "websockets-sansio", "wsproto"))
 # What click accepts as a boolean value (uvicorn's `--ws-per-message-deflate BOOL`).
-CLICK_BOOLEANS = frozenset(
-    ("1", "0", "true", "false", "t", "f", "yes", "no", "y", "n", "on", "off")
-)
+CLICK_BOOLEANS = BOOLEAN_WORDS
 
 
 def switch_hint(flag: str) -> str:

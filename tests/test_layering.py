@@ -23,6 +23,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "pounce_sync.version": (),
     "async_pool": (*GROUND, "async_pool."),
     "pounce_sync.observe": (*GROUND, *OBSERVE),
+    "pounce_sync.sources": (*GROUND, "pounce_sync.sources"),
     "pounce_sync.worker": (*GROUND, *OBSERVE, "pounce_sync.worker", "async_pool"),
     "pounce_sync.server": (
         *GROUND,
@@ -129,6 +130,7 @@ def test_every_module_is_on_a_floor_or_an_entry_point() -> None:
         "pounce_sync.cli",
         "pounce_sync.uvicorn_flags",
         "pounce_sync.settings_doc",
+        "pounce_sync.gunicorn",
     }
     loose = sorted(n for n in MODULES if _floor(n) is None and n not in top)
     assert all(n.startswith("pounce_sync.bench") for n in loose), loose

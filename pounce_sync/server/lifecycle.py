@@ -50,8 +50,15 @@ class Server:
         process_index: int = 0,
         server_stopping: Callable[[], bool] | None = None,
         quic: QuicEndpoint | None = None,
+        own_signals: bool = True,
+        on_tick: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
+        # A host that runs this server in its own worker process (gunicorn) handles the
+        # signals itself, and is told every tick (0.2 s or less) while serving or draining:
+        # its heartbeat, and where it asks for a shutdown (request_shutdown).
+        self.own_signals = own_signals
+        self.on_tick = on_tick
         self.quic = quic  # HTTP/3's UDP socket, served by this process's AsyncPool
         self.app = app
         self.listeners = listeners
@@ -114,6 +121,7 @@ class Server:
         if self.on_ready is not None:
             self.on_ready()
         while not self._signalled and not self._shutdown_requested.wait(0.2):
+            self._tick()
             self._replace_dead_workers()
             self._publish_gauges()
             self._note_hangup()
@@ -123,6 +131,10 @@ class Server:
         lifespan_ok = self.lifespan.shutdown(timeout=max(self.config.timeout_graceful_shutdown, 5))
         error_log.info("Finished server process [%d]", os.getpid())
         return self._exit_code if lifespan_ok else EXIT_ERROR
+
+    def _tick(self) -> None:
+        if self.on_tick is not None:
+            self.on_tick()
 
     def _delay_drain(self) -> None:
         """--drain-delay: keep serving while health checks fail, so balancers look away first."""
@@ -391,6 +403,7 @@ class Server:
         calm = 0
         while time.monotonic() < deadline and calm < 2:
             calm = calm + 1 if self._drained() and not pool.active else 0
+            self._tick()
             time.sleep(0.05)  # short sleeps keep the main thread responsive to a second signal
         pool.stop(max(0.0, deadline - time.monotonic()))
         ctx.finished.set()
@@ -398,6 +411,7 @@ class Server:
         workers = self._all_workers()
         for thread, _ in workers:
             while thread.is_alive() and time.monotonic() < deadline:
+                self._tick()
                 thread.join(min(0.1, max(0.0, deadline - time.monotonic())))
         stuck = [worker for thread, worker in workers if thread.is_alive()]
         for worker in stuck:
@@ -455,7 +469,7 @@ class Server:
 
     # -- signals ---------------------------------------------------------------
     def _install_signal_handlers(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
+        if threading.current_thread() is not threading.main_thread() or not self.own_signals:
             return  # embedded in a test or another program: the caller stops us
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)

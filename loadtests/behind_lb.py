@@ -111,7 +111,7 @@ class Instance:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--mode", choices=("process", "thread"), default="process")
     p.add_argument("--python", default=sys.executable, help="interpreter for the instances")
     p.add_argument("--workers", type=int, choices=range(1, 9), default=2)

@@ -386,7 +386,7 @@ def _judge(
 
 # -- the command -----------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[Plan]]:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--event", choices=EVENTS, action="append", help="repeatable")
     p.add_argument("--all", action="store_true", help="every event the mode has")
     p.add_argument("--mode", choices=("process", "thread"), default="process")

@@ -45,6 +45,7 @@ from pathlib import Path
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 import proctree
 import wsproto
 import wsproto.events
@@ -195,7 +196,17 @@ def _watch_http2(
     with _connect(port) as sock:
         sock.sendall(conn.data_to_send())
         while data := sock.recv(65536):
-            for event in conn.receive_data(data):
+            try:
+                events = conn.receive_data(data)
+            except h2.exceptions.ProtocolError:
+                # h2's client closes on GOAWAY and then refuses the DATA that the server
+                # still sends on the streams the GOAWAY lets finish (RFC 9113 6.8).
+                if conn.state_machine.state is h2.connection.ConnectionState.CLOSED:
+                    if signalled.is_set():
+                        watch.http2_goaway = time.monotonic() - at[0]
+                    return
+                raise
+            for event in events:
                 if isinstance(event, h2.events.DataReceived):
                     conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                 elif isinstance(event, h2.events.ConnectionTerminated):
@@ -261,10 +272,15 @@ def run(plan: Plan, log: Callable[[str], None] = print) -> Outcome:
     with log_file.open("wb") as out:
         server = proctree.start(server_argv(plan, port, app_dir), HERE.parent, out)
     try:
-        return _drive(plan, server, port, app_file, log_file, log)
+        outcome = _drive(plan, server, port, app_file, log_file, log)
     finally:
         proctree.stop(server, grace=GRACE_S + 10)
+        if log_file.exists():  # kept for whoever reads the verdict
+            RESULTS.mkdir(exist_ok=True)
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            shutil.copy(log_file, RESULTS / f"lifecycle-{plan.event}-{plan.mode}-{stamp}.log")
         shutil.rmtree(app_dir, ignore_errors=True)
+    return outcome
 
 
 def _drive(

@@ -29,6 +29,9 @@ _END = EndOfMessage()
 _FRAMING_FIELDS = frozenset(
     (b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade")
 )
+# RFC 9110 6.5.1: fields that steer framing, routing or the connection have no place
+# in a trailer; a peer that merged them into the head would see a different message.
+_FORBIDDEN_TRAILERS = _FRAMING_FIELDS | frozenset((b"te", b"trailer", b"keep-alive"))
 _EVENT_STREAM = b"text/event-stream"
 _CRLF = b"\r\n"
 # Globals: an Enum member looked up through its class costs a metaclass call per request.
@@ -420,5 +423,7 @@ class RequestParser:
         lines = buf[:end].split(b"\r\n")
         self._buf = buf[end + 4 :]
         trailers = _parse_fields(lines, self.limits)
+        if any(name in _FORBIDDEN_TRAILERS for name, _ in trailers):
+            raise ProtocolError(400, "a trailer field that is not allowed in trailers")
         self._state = self._paused
         return EndOfMessage(trailers)

@@ -308,7 +308,8 @@ class RequestParser:
         buf = self._buf
         limits = self.limits
         line_end = buf.find(b"\r\n")
-        if line_end < 0 and len(buf) > limits.max_request_line:
+        # A CR last may be the first half of the line's CRLF: it does not count yet.
+        if line_end < 0 and len(buf) - (buf[-1:] == b"\r") > limits.max_request_line:
             raise ProtocolError(414, "request line too long")
         if line_end > limits.max_request_line:
             raise ProtocolError(414, "request line too long")
@@ -317,7 +318,8 @@ class RequestParser:
         if _abnf.BARE_LF.search(buf, max(0, self._scanned - 1)) is not None:
             raise ProtocolError(400, "bare LF in the request head")
         self._scanned = len(buf)
-        if len(buf) > limits.max_request_line + limits.max_header_bytes:
+        # + 3: the first three bytes of the CRLF CRLF that would end a head of full size.
+        if len(buf) > limits.max_request_line + limits.max_header_bytes + 3:
             raise ProtocolError(431, "request header block too large")
         if self._eof:
             if buf:

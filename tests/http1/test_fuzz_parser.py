@@ -25,8 +25,14 @@ each of those one by one.
 import itertools
 import os
 import random
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from types import ModuleType
 
 import h11
+import pytest
 from hypothesis import given, seed, settings
 from hypothesis import strategies as st
 
@@ -42,6 +48,7 @@ from pounce_sync.http1 import (
 )
 from pounce_sync.http1._abnf import TCHARS
 from tests.fuzz_mutations import SEEDS, mutate, seed_from_env, split_points
+from tests.server_process import ServerProcess, running_server
 
 FUZZ_SEED = seed_from_env()
 MUTATED_INPUTS = int(os.environ.get("POUNCE_FUZZ_COUNT", 200_000))
@@ -394,3 +401,49 @@ def test_a_head_of_full_size_arriving_without_its_last_lf_is_not_yet_too_large()
     assert parse([raw[:-1], raw[-1:]], _SMALL, eof=False) == whole
     over = b"GET /aaaaaa HTTP/1.0" + fields + b"v\r\n\r\n"  # one byte more is over
     assert parse([over], _SMALL, eof=False)[1] == 431
+
+
+# -- on the wire: loadtests/fuzz_wire.py with a tiny count ---------------------------
+
+_LOADTESTS = Path(__file__).resolve().parents[2] / "loadtests"
+
+
+@pytest.fixture(scope="module")
+def fuzz_wire() -> ModuleType:
+    if str(_LOADTESTS) not in sys.path:
+        sys.path.append(str(_LOADTESTS))  # appended: the harness's names shadow nothing
+    import fuzz_wire
+
+    return fuzz_wire
+
+
+@pytest.fixture(scope="module")
+def wire_server() -> Iterator[ServerProcess]:
+    args = ("--workers", "2", "--no-access-log", "--app-dir", str(_LOADTESTS))
+    with running_server(*args, app="fuzz_wire:app") as srv:
+        yield srv
+
+
+def test_wire_fuzz_answers_match_the_parser(
+    fuzz_wire: ModuleType, wire_server: ServerProcess
+) -> None:
+    figures = fuzz_wire.fuzz(wire_server.port, FUZZ_SEED, connections=2, requests=40)
+    assert figures["mismatches"] == 0, figures["first_mismatches"]
+    assert figures["inputs"] == 80 and figures["normal_request_after"] == 200
+    assert sum(figures["statuses"].values()) >= 80 - figures["skipped_handoffs"]
+    assert wire_server.proc.poll() is None and "Traceback" not in wire_server.stderr
+
+
+def test_wire_fuzz_sees_a_desync(
+    fuzz_wire: ModuleType, wire_server: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check can fail: a prediction that misses the pipelined marker is caught."""
+    real = fuzz_wire.expect
+
+    def one_answer_short(data: bytes):
+        expected = real(data)
+        return replace(expected, answers=expected.answers[:-1], error=None)
+
+    monkeypatch.setattr(fuzz_wire, "expect", one_answer_short)
+    figures = fuzz_wire.fuzz(wire_server.port, FUZZ_SEED, connections=1, requests=20)
+    assert figures["mismatches"] > 0

@@ -215,8 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     from tests.server_process import ServerProcess
 
     argv_ = ["--host", HOST, "--port", "0", "--app-dir", str(Path(__file__).parent)]
+    # This checkout's pounce_sync, the one `expect` reads with, not an installed one.
     server = ServerProcess(
-        [*argv_, "--workers", str(args.workers), "--no-access-log", "fuzz_wire:app"]
+        [*argv_, "--workers", str(args.workers), "--no-access-log", "fuzz_wire:app"],
+        env={"PYTHONPATH": str(REPO)},
     )
     server.wait_listening()
     try:

@@ -53,6 +53,11 @@ LOW_WATER = 64 * 1024
 # other streams when one app stops reading.
 CONNECTION_WINDOW = 1 << 20
 DEFAULT_WINDOW = 65535
+# Rapid reset (CVE-2023-44487): each HEADERS starts an app, its RST_STREAM frees the
+# stream slot at once. A client may reset this many streams whose app still runs, plus
+# one for each stream it let finish (never banking more than this); past it, GOAWAY
+# ENHANCE_YOUR_CALM. Browsers cancel now and then; they do not cancel nearly everything.
+RESET_ALLOWANCE = 200
 _SWITCHING = informational_head(101, [(b"connection", b"Upgrade"), (b"upgrade", b"h2c")])
 
 
@@ -183,6 +188,7 @@ class H2Server:
         self.draining = False  # our GOAWAY is out: open streams finish, new ones are refused
         self.closed = False  # no frame can be sent any more
         self._last_stream_id = 0  # in the drain's GOAWAY; the last one must not exceed it
+        self._resets_left = RESET_ALLOWANCE
         self._done = asyncio.Event()
         self._idle_timer: asyncio.TimerHandle | None = None
         self._defaults = DefaultFields(ctx.config)
@@ -290,6 +296,8 @@ class H2Server:
             handler = handlers.get(type(event))
             if handler is not None:
                 handler(event)
+                if self.closed:  # a handler ended the connection: nothing after counts
+                    break
         self._flush()
 
     def _flush(self) -> None:
@@ -394,6 +402,8 @@ class H2Server:
         finally:
             self.ctx.stats.h2_stream(-1)
             del self.streams[stream.id]
+            if not stream.disconnected:  # answered to the end: earns back one reset
+                self._resets_left = min(RESET_ALLOWANCE, self._resets_left + 1)
             access = self.ctx.access_log
             if access.enabled:
                 client = stream.scope.get("client")
@@ -430,8 +440,14 @@ class H2Server:
 
     def _on_stream_reset(self, event: h2.events.StreamReset) -> None:
         stream = self.streams.get(event.stream_id)
-        if stream is not None:
-            stream.on_gone()
+        if stream is None:
+            return
+        stream.on_gone()
+        if event.remote_reset:
+            self._resets_left -= 1
+            if self._resets_left < 0:
+                error_log.debug("HTTP/2 rapid reset from %s", self.conn_info.client)
+                self._close_with(ErrorCodes.ENHANCE_YOUR_CALM)
 
     def _on_window_updated(self, event: h2.events.WindowUpdated) -> None:
         if event.stream_id:

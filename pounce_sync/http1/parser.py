@@ -29,6 +29,9 @@ _END = EndOfMessage()
 _FRAMING_FIELDS = frozenset(
     (b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade")
 )
+# RFC 9110 6.5.1: fields that steer framing, routing or the connection have no place
+# in a trailer; a peer that merged them into the head would see a different message.
+_FORBIDDEN_TRAILERS = _FRAMING_FIELDS | frozenset((b"te", b"trailer", b"keep-alive"))
 _EVENT_STREAM = b"text/event-stream"
 _CRLF = b"\r\n"
 # Globals: an Enum member looked up through its class costs a metaclass call per request.
@@ -305,7 +308,8 @@ class RequestParser:
         buf = self._buf
         limits = self.limits
         line_end = buf.find(b"\r\n")
-        if line_end < 0 and len(buf) > limits.max_request_line:
+        # A CR last may be the first half of the line's CRLF: it does not count yet.
+        if line_end < 0 and len(buf) - (buf[-1:] == b"\r") > limits.max_request_line:
             raise ProtocolError(414, "request line too long")
         if line_end > limits.max_request_line:
             raise ProtocolError(414, "request line too long")
@@ -314,7 +318,8 @@ class RequestParser:
         if _abnf.BARE_LF.search(buf, max(0, self._scanned - 1)) is not None:
             raise ProtocolError(400, "bare LF in the request head")
         self._scanned = len(buf)
-        if len(buf) > limits.max_request_line + limits.max_header_bytes:
+        # + 3: the first three bytes of the CRLF CRLF that would end a head of full size.
+        if len(buf) > limits.max_request_line + limits.max_header_bytes + 3:
             raise ProtocolError(431, "request header block too large")
         if self._eof:
             if buf:
@@ -420,5 +425,7 @@ class RequestParser:
         lines = buf[:end].split(b"\r\n")
         self._buf = buf[end + 4 :]
         trailers = _parse_fields(lines, self.limits)
+        if any(name in _FORBIDDEN_TRAILERS for name, _ in trailers):
+            raise ProtocolError(400, "a trailer field that is not allowed in trailers")
         self._state = self._paused
         return EndOfMessage(trailers)

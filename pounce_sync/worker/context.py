@@ -100,6 +100,9 @@ class ServeContext:
     log_connections: bool = field(default_factory=_debug_enabled)
     _paused: list[tuple[float, Listener]] = field(default_factory=list)
     _paused_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Accepts paused since descriptors last ran out: the warning is logged at the first
+    # only, and one line when accepting works again, never one line per attempt.
+    _pauses: list[int] = field(default_factory=lambda: [0])  # one cell: the class is frozen
 
     def open_connection(self, sock: socket.socket, addr: Any, listener: Listener) -> Connection:
         client = (addr[0], addr[1]) if isinstance(addr, tuple) else None
@@ -165,9 +168,25 @@ class ServeContext:
         if exc.errno not in _RESOURCE_ERRNOS:
             return  # the client gave up before we accepted it; nothing to pause
         self.reactors.remove_listener(listener.sock)
-        error_log.warning("accept() failed (%s); pausing accepting for %.1fs", exc, ACCEPT_PAUSE)
         with self._paused_lock:
             self._paused.append((time.monotonic() + ACCEPT_PAUSE, listener))
+            self._pauses[0] += 1
+            first = self._pauses[0] == 1
+        if first:
+            error_log.warning(
+                "accept() failed (%s); accepting pauses %.1fs at a time until it works again",
+                exc,
+                ACCEPT_PAUSE,
+            )
+
+    def accepted(self) -> None:
+        """An accept worked: if descriptors had run out, say once that they no longer do."""
+        if not self._pauses[0]:  # the common case: no lock
+            return
+        with self._paused_lock:
+            pauses, self._pauses[0] = self._pauses[0], 0
+        if pauses:
+            error_log.warning("accepting again, after %d paused attempts", pauses)
 
     def resume_paused_listeners(self, now: float) -> None:
         with self._paused_lock:

@@ -191,6 +191,7 @@ class SyncWorker:
             except OSError as exc:
                 self.ctx.pause_accepting(listener, exc)
                 break
+            self.ctx.accepted()
             try:
                 conn = self.ctx.open_connection(sock, addr, listener)
             except OSError:  # the client reset before TLS could be set up on its socket

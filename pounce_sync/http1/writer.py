@@ -221,6 +221,22 @@ class ResponseWriter:
             return out + encode_chunk(data) + (b"" if more_body else LAST_CHUNK)
         return out + data if out else data
 
+    def file_frame(self, size: int) -> tuple[bytes, bytes] | None:
+        """`size` body bytes the caller writes itself (sendfile), in a body already begun
+        with `body(b"", True)`: the framing bytes before and after them, or None where
+        no body goes on the wire (HEAD, 204, 304)."""
+        if not self._framing or self.finished:
+            raise LocalProtocolError("file body outside a response body under way")
+        sent = self._sent + size
+        if self._framing == b"length" and sent > (self._content_length or 0):
+            raise LocalProtocolError("response body longer than its Content-Length")
+        self._sent = sent
+        if self._head_only or self._framing == b"none":
+            return None
+        if self._framing == b"chunked" and size:
+            return b"%x\r\n" % size, b"\r\n"
+        return b"", b""
+
     def _whole(self, status: int, data: bytes) -> bytes:
         """The common case, the whole body in the first message, with no Content-Length
         from the app or the right one (what frameworks send): what `_head`,

@@ -10,6 +10,7 @@ import hashlib
 import http.client
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -188,3 +189,10 @@ def test_custom_500_handler_and_the_logged_traceback(servers: dict[str, ServerPr
 def test_worker_threads_serve_the_app_in_thread_mode(servers: dict[str, ServerProcess]) -> None:
     response = request(servers["thread"], get("/thread"))
     assert json.loads(response.body)["thread"].startswith("worker-")
+
+
+def test_gil_stays_off_on_a_free_threaded_build(servers: dict[str, ServerProcess]) -> None:
+    """On 3.13t, importing Flask and Werkzeug leaves the GIL off in the serving process."""
+    if getattr(sys, "_is_gil_enabled", lambda: True)():
+        pytest.skip("a GIL build: nothing to learn (CI's 3.13t leg runs this)")
+    assert json.loads(request(servers["thread"], get("/thread")).body)["gil"] is False

@@ -7,6 +7,7 @@ several processes), `?gate=<file>` makes a stream wait until the test creates it
 import hashlib
 import io
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -100,7 +101,8 @@ def boom() -> Any:
 
 @app.get("/thread")
 def thread() -> Any:
-    return {"thread": threading.current_thread().name}
+    gil = getattr(sys, "_is_gil_enabled", lambda: True)()
+    return {"thread": threading.current_thread().name, "gil": gil}
 
 
 @app.errorhandler(404)

@@ -115,6 +115,8 @@ def test_send_file_goes_through_sendfile_not_python_reads(
         response = request(server, get(f"/traced-file?log={log}"))
         assert (response.status, response.body == expected) == (200, True), name
         assert response.header(b"transfer-encoding") == b"chunked", name
+        response = request(server, get(f"/traced-file?log={log}&offset=1000"))
+        assert (response.status, response.body == expected[1000:]) == (200, True), name
         assert log.read_text() == "", f"{name} read the file in Python"
 
 

@@ -34,7 +34,9 @@ class Case:
     """One misbehaviour: what the client gets (500, cut or whole) and what is logged."""
 
     path: str
-    answer: str  # "500": a clean 500 and a close; "cut": head sent, body cut; "whole": 200
+    # "500": a clean 500 and a close; "cut": head and a chunk sent, then the close;
+    # "cut-length": fewer bytes than the Content-Length, then the close; "whole": 200.
+    answer: str
     logged: str
     traceback: bool = False  # an exception of the app's: logged with its traceback
 
@@ -63,6 +65,7 @@ WSGI_CASES = [
     Case("/start-twice", "500", "start_response called a second time without exc_info", True),
     Case("/exc-info-after-head", "cut", "AppBug: wsgi failed after its head was sent", True),
     Case("/close-raises", "whole", "AppBug: wsgi close() raised", True),
+    Case("/file-shorter-than-length", "cut-length", "the file ended after"),
 ]
 
 
@@ -108,6 +111,9 @@ def check_answer(server: ServerProcess, case: Case) -> None:
         assert (response.status, response.body) == (500, b"Internal Server Error\n")
         assert response.header(b"connection") == b"close"
         assert b"evil" not in b"".join(value for _, value in response.headers)
+        return
+    if case.answer == "cut-length":  # fewer bytes than the Content-Length, then the close
+        assert outcome(server, case.path) == "cut"
         return
     with server.connect(TIMEOUT) as sock:
         sock.sendall(get(case.path))
@@ -183,7 +189,8 @@ def test_gunicorn_gives_the_wsgi_cases_the_same_answers() -> None:
     with the status line `HTTP/1.1 None` from gunicorn 27: invalid HTTP, which a client
     rejects. pounce-sync answers a clean 500 (docs/frameworks.md, "Apps that misbehave").
     """
-    expected = {"500": "500", "cut": "cut", "whole": "whole 200 b'closing raises'"}
+    expected = {"500": "500", "cut": "cut", "cut-length": "cut"}
+    expected["whole"] = "whole 200 b'closing raises'"
     cases = [case for case in WSGI_CASES if case.path != "/never-responds"]
     with reference.gunicorn(APPS["wsgi"], Path(__file__).parent.parent) as gunicorn:
         got = {case.path: outcome(gunicorn, case.path) for case in cases}

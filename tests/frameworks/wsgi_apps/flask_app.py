@@ -65,6 +65,7 @@ def send_path() -> Any:
 def send_traced_file() -> Any:
     """send_file with a file object: no Content-Length from werkzeug, so the body is chunked."""
     traced = TracingFile(DATA_FILE, flask.request.args["log"])
+    traced.seek(int(flask.request.args.get("offset", 0)))  # sent from where the file stands
     return flask.send_file(traced, mimetype="application/octet-stream")
 
 

@@ -4,6 +4,7 @@ Each route is named for what it does wrong; `/ok` answers 200, so a test can sho
 worker still serves after each one.
 """
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -121,6 +122,9 @@ def wsgi_app(environ: Environ, start_response: StartResponse) -> Any:
     if path == "/exc-info-after-head":
         start_response("200 OK", TEXT)
         return _exc_info_after_head(start_response)
+    if path == "/file-shorter-than-length":  # a real file: sent with sendfile(2)
+        start_response("200 OK", [*TEXT, ("Content-Length", str(os.path.getsize(__file__) + 100))])
+        return environ["wsgi.file_wrapper"](open(__file__, "rb"))  # the wrapper closes it
     if path == "/no-close":
         start_response("200 OK", TEXT)
         return NoClose()

@@ -50,11 +50,27 @@ def validate_headers(headers: Iterable[Header]) -> list[Header]:
     """The fields as bytes; LocalProtocolError at the first that is not `valid_field`."""
     checked = []
     for name, value in headers:
-        name, value = bytes(name), bytes(value)
+        name, value = as_bytes_field(name, value)
         if not valid_field(name, value):
             raise LocalProtocolError(f"invalid response header {name!r}: {value!r}")
         checked.append((name, value))
     return checked
+
+
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+
+
+def as_bytes_field(name: object, value: object) -> Header:
+    """A field an app gave as bytes-like objects, as bytes; a str or an int is refused.
+
+    `bytes()` would make a TypeError of a str deep in the writer, and of an int that
+    many NUL bytes: the app is told which field is wrong instead.
+    """
+    if not (isinstance(name, _BYTES_LIKE) and isinstance(value, _BYTES_LIKE)):
+        raise LocalProtocolError(
+            f"invalid response header {name!r}: {value!r} (names and values must be bytes)"
+        )
+    return bytes(name), bytes(value)
 
 
 def encode_chunk(data: bytes) -> bytes:
@@ -157,7 +173,7 @@ class ResponseWriter:
         close = False
         for name, value in headers:
             if type(name) is not bytes or type(value) is not bytes:
-                name, value = bytes(name), bytes(value)
+                name, value = as_bytes_field(name, value)
             # A spelling in KNOWN_NAMES is a token; any other name is checked here.
             if name not in KNOWN_NAMES and not valid_name(name):
                 raise LocalProtocolError(f"invalid response header {name!r}: {value!r}")
@@ -204,6 +220,22 @@ class ResponseWriter:
         if framing == b"chunked":
             return out + encode_chunk(data) + (b"" if more_body else LAST_CHUNK)
         return out + data if out else data
+
+    def file_frame(self, size: int) -> tuple[bytes, bytes] | None:
+        """`size` body bytes the caller writes itself (sendfile), in a body already begun
+        with `body(b"", True)`: the framing bytes before and after them, or None where
+        no body goes on the wire (HEAD, 204, 304)."""
+        if not self._framing or self.finished:
+            raise LocalProtocolError("file body outside a response body under way")
+        sent = self._sent + size
+        if self._framing == b"length" and sent > (self._content_length or 0):
+            raise LocalProtocolError("response body longer than its Content-Length")
+        self._sent = sent
+        if self._head_only or self._framing == b"none":
+            return None
+        if self._framing == b"chunked" and size:
+            return b"%x\r\n" % size, b"\r\n"
+        return b"", b""
 
     def _whole(self, status: int, data: bytes) -> bytes:
         """The common case, the whole body in the first message, with no Content-Length

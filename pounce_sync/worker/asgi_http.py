@@ -25,6 +25,7 @@ from pounce_sync.http1 import (
     NEED_DATA,
     Data,
     EndOfMessage,
+    LocalProtocolError,
     ProtocolError,
     Request,
     ResponseWriter,
@@ -188,6 +189,29 @@ class HTTPCycle(HTTPExchange):
         waiter = self._disconnect_waiter
         if not more_body and waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def send_file(self, fd: int, offset: int, count: int) -> None:
+        """`count` bytes of file `fd` from `offset` as the next part of the body, with
+        sendfile(2) (only where `conn.zero_copy`); the end of the body follows as a
+        message. Fewer bytes in the file than `count` cut the response off."""
+        self.response_body({"more_body": True})  # the order rules, as for a message
+        writer = self.writer
+        head = writer.body(b"", True)  # the head, the first time: framing for a stream
+        frame = writer.file_frame(count)
+        try:
+            if frame is None:  # HEAD, 204, 304: no body on the wire
+                self.conn.send(head)
+                return
+            before, after = frame
+            self.conn.send(head + before)
+            sent = self.conn.sendfile(fd, offset, count)
+            if sent < count:
+                raise LocalProtocolError(f"the file ended after {sent} of {count} bytes")
+            if after:
+                self.conn.send(after)
+        except ClientDisconnected:
+            self.disconnected = True
+            raise
 
     # -- after the app returned -------------------------------------------------
     def drain_body(self) -> bool:

@@ -8,6 +8,8 @@ keep-alive), so both interfaces behave alike on the wire.
 """
 
 import logging
+import os
+import stat
 import sys
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, TypeVar
@@ -164,6 +166,8 @@ class WSGIResponse:
             # The whole body is in hand: one message, sent with a Content-Length.
             self._send(b"".join(result), False)  # type: ignore[arg-type]
             return
+        if type(result) is FileWrapper and self.cycle.conn.zero_copy and self._send_file(result):
+            result = ()  # the file went with sendfile(2): only the body's end is left
         for block in result:
             if not self.head_sent and block and len(block) == self._declared_length():
                 # The first block is the whole body the app declared (what frameworks
@@ -175,6 +179,21 @@ class WSGIResponse:
         if not self.cycle.response_complete:
             self._send(b"", False)
 
+    def _send_file(self, wrapper: "FileWrapper") -> bool:
+        """A wrapped regular file's bytes, copied by the kernel; False for any other file.
+
+        As gunicorn does: the app's Content-Length, if it gave one, says how many bytes
+        go; otherwise the rest of the file, from where it stands, as one chunk.
+        """
+        found = wrapper.regular_file()
+        if found is None:
+            return False
+        fd, offset, left = found
+        declared = self._declared_length()
+        self._start()
+        self.cycle.send_file(fd, offset, left if declared is None else declared)
+        return True
+
     def _declared_length(self) -> int | None:
         for name, value in self._headers:
             if name.lower() == b"content-length":
@@ -184,15 +203,19 @@ class WSGIResponse:
     def _send(self, data: bytes, more_body: bool) -> None:
         if type(data) is not bytes:
             data = _as_bytes(data)
-        cycle = self.cycle
         if not self.head_sent:
-            if not self._status:
-                raise LocalProtocolError("response body before start_response was called")
-            self.head_sent = True
-            start = {"type": "http.response.start", "status": self._status}
-            start["headers"] = self._headers
-            call_now(cycle.send(start))
-        call_now(cycle.send({"type": "http.response.body", "body": data, "more_body": more_body}))
+            self._start()
+        message = {"type": "http.response.body", "body": data, "more_body": more_body}
+        call_now(self.cycle.send(message))
+
+    def _start(self) -> None:
+        """Give the cycle the head; it goes out with the first body bytes."""
+        if not self._status:
+            raise LocalProtocolError("response body before start_response was called")
+        self.head_sent = True
+        start = {"type": "http.response.start", "status": self._status}
+        start["headers"] = self._headers
+        call_now(self.cycle.send(start))
 
 
 def _status_code(status: str) -> int:
@@ -221,7 +244,11 @@ def _as_bytes(data: Any) -> bytes:
 
 
 class FileWrapper:
-    """wsgi.file_wrapper: a file-like object's contents, read in blocks."""
+    """wsgi.file_wrapper: a file-like object's contents, read in blocks.
+
+    A regular file on a plain TCP connection is not read at all: `WSGIResponse` has the
+    kernel copy it to the socket (sendfile(2)), as gunicorn does.
+    """
 
     __slots__ = ("blksize", "filelike")
 
@@ -233,6 +260,22 @@ class FileWrapper:
         read, blksize = self.filelike.read, self.blksize
         while block := read(blksize):
             yield block
+
+    def regular_file(self) -> tuple[int, int, int] | None:
+        """(descriptor, position, bytes left) if the wrapped object is a regular file;
+        None for anything else (BytesIO, a pipe, a file-like object without fileno)."""
+        filelike = self.filelike
+        try:
+            fd = filelike.fileno()
+            status = os.fstat(fd)
+            # tell(), not the descriptor's offset: a buffered file may have read ahead.
+            tell = getattr(filelike, "tell", None)
+            offset = tell() if tell is not None else os.lseek(fd, 0, os.SEEK_CUR)
+        except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+            return None
+        if not stat.S_ISREG(status.st_mode):
+            return None
+        return fd, offset, max(status.st_size - offset, 0)
 
     def close(self) -> None:
         close = getattr(self.filelike, "close", None)

@@ -1,0 +1,1 @@
+"""Apps and helpers of the WSGI half of the framework suite (Django, Flask, apps that misbehave)."""

@@ -129,7 +129,15 @@ class HTTPCycle(HTTPExchange):
         return disconnect_message()
 
     async def _wait_for_disconnect(self) -> dict[str, Any]:
-        """Body read, response not done: suspend until the client goes away."""
+        """Body read, response not done: suspend until the client goes away.
+
+        A client already gone is said at once, without suspending: an app that polls with
+        a wait cancelled before it starts (Starlette's `request.is_disconnected()`) never
+        lets the loop run the reader below, so it would never learn of it otherwise.
+        """
+        if self.conn.input_says_gone():
+            self.disconnected = True
+            return disconnect_message()
         loop = asyncio.get_running_loop()
         waiter = self._disconnect_waiter = loop.create_future()
         fd = self.conn.fd

@@ -41,6 +41,8 @@ async def app(scope: Scope, receive, send) -> None:
         await _upload(receive, send, thread)
     elif path.endswith("/listening"):
         await _listening(receive, send)
+    elif path.endswith("/whole-then-empty"):
+        await _whole_then_empty(send, thread)
     else:
         await _chunks(int(params.get("n", "3")), send, thread)
 
@@ -115,3 +117,11 @@ async def _listening(receive, send) -> None:
     await send({"type": "http.response.body", "body": b"a", "more_body": True})
     await send({"type": "http.response.body", "body": b"b"})
     await listener
+
+
+async def _whole_then_empty(send, thread: str) -> None:
+    """Quart's shape: the whole body (its Content-Length) with more_body=True, then b""."""
+    headers = [(b"content-length", b"5"), (b"x-thread", thread.encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"whole", "more_body": True})
+    await send({"type": "http.response.body", "body": b""})

@@ -178,7 +178,7 @@ class HTTPCycle(HTTPExchange):
     def _send_body(self, message: dict[str, Any]) -> None:
         body, more_body = self.response_body(message)
         data = self.writer.body(body, more_body)
-        if more_body and not self.streamed:
+        if more_body and not self.streamed and not self.writer.length_reached:
             self.streamed = True
             if self.on_stream is not None:
                 self.on_stream(self)

@@ -295,6 +295,13 @@ def test_async_routes_with_dependencies(server, uvicorn) -> None:
     assert mine["gil_enabled"] is (not FREE_THREADED)
 
 
+def test_requests_run_on_their_worker_threads_loops_not_the_lifespans(server, uvicorn) -> None:
+    """A deliberate difference (docs/frameworks.md): uvicorn runs lifespan and requests on
+    one loop; here the lifespan has a thread and loop of its own, each worker thread too."""
+    assert json.loads(request(uvicorn, get("/state")).body)["lifespan_loop"] is True
+    assert json.loads(request(server, get("/state")).body)["lifespan_loop"] is False
+
+
 def test_the_gil_stays_off_with_fastapi_imported(server) -> None:
     for path in ("/sync", "/async", "/state"):
         assert json.loads(request(server, get(path)).body)["gil_enabled"] is (not FREE_THREADED)

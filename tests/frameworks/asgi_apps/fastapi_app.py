@@ -36,7 +36,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, str]]:
     """Startup and shutdown each leave a file naming this process and this boot."""
     boot = uuid.uuid4().hex
     record(f"startup-{os.getpid()}-{boot}", "started")
-    yield {"boot": boot}
+    yield {"boot": boot, "loop": id(asyncio.get_running_loop())}
     record(f"shutdown-{os.getpid()}-{boot}", "stopped")
 
 
@@ -131,7 +131,8 @@ def background(token: str, tasks: BackgroundTasks) -> dict[str, str]:
 
 @app.get("/state")
 async def state(request: Request) -> dict[str, object]:
-    return {"boot": request.state.boot, **runtime()}
+    same_loop = request.state.loop == id(asyncio.get_running_loop())
+    return {"boot": request.state.boot, "lifespan_loop": same_loop, **runtime()}
 
 
 class Settings:

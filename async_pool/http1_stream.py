@@ -55,6 +55,8 @@ class StreamingExchange(HTTPExchange):
         self.writer = ResponseWriter(handoff.request, keep_alive, handoff.default_fields)
         self.eom_seen = False  # the parser has given the body's EndOfMessage
         self.gone = asyncio.Event()  # set with `disconnected`: the client closed, reset or left
+        # Set when the response is complete: a receive() waiting then says http.disconnect.
+        self.responded = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
 
     def _lost(self) -> None:
@@ -70,13 +72,13 @@ class StreamingExchange(HTTPExchange):
             return await self._read_body()
         if step is AWAIT_DISCONNECT:
             self._watch()
-            shutdown = asyncio.ensure_future(self.ctx.shutdown.wait())
-            gone = asyncio.ensure_future(self.gone.wait())
+            events = (self.ctx.shutdown, self.gone, self.responded)
+            waits = [asyncio.ensure_future(event.wait()) for event in events]
             try:
-                await asyncio.wait((shutdown, gone), return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                shutdown.cancel()
-                gone.cancel()
+                for wait in waits:
+                    wait.cancel()
         return disconnect_message()
 
     async def _read_body(self) -> dict[str, Any]:
@@ -152,6 +154,8 @@ class StreamingExchange(HTTPExchange):
                 self.writer.close_after()
         elif kind == "http.response.body":
             await self._send_body(message)
+            if self.response_complete:
+                self.responded.set()
         else:
             self.unexpected(kind)
 

@@ -39,6 +39,10 @@ async def app(scope: Scope, receive, send) -> None:
         await _firehose(params, send)
     elif path.endswith("/upload"):
         await _upload(receive, send, thread)
+    elif path.endswith("/listening"):
+        await _listening(receive, send)
+    elif path.endswith("/whole-then-empty"):
+        await _whole_then_empty(send, thread)
     else:
         await _chunks(int(params.get("n", "3")), send, thread)
 
@@ -101,4 +105,23 @@ async def _upload(receive, send, thread: str) -> None:
     headers = [(b"x-thread", thread.encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": b"%d" % size, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _listening(receive, send) -> None:
+    """Quart's shape: a task waits in receive() for http.disconnect while the response
+    is sent, and the app returns only once that task has its answer."""
+    listener = asyncio.ensure_future(_wait_disconnect(receive))
+    await asyncio.sleep(0)  # the listener is in receive() before the response starts
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"a", "more_body": True})
+    await send({"type": "http.response.body", "body": b"b"})
+    await listener
+
+
+async def _whole_then_empty(send, thread: str) -> None:
+    """Quart's shape: the whole body (its Content-Length) with more_body=True, then b""."""
+    headers = [(b"content-length", b"5"), (b"x-thread", thread.encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"whole", "more_body": True})
     await send({"type": "http.response.body", "body": b""})

@@ -151,6 +151,15 @@ class ResponseWriter:
             self._keep_alive = False
 
     @property
+    def length_reached(self) -> bool:
+        """The body has reached the app's Content-Length: only empty messages may follow.
+
+        Frameworks that send the whole body with `more_body=True` and then an empty last
+        message (Quart) are not streaming, though they use two messages.
+        """
+        return self._framing == b"length" and self._sent == self._content_length
+
+    @property
     def started(self) -> bool:
         return self._status != 0
 

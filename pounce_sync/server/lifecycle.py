@@ -330,12 +330,15 @@ class Server:
         for listener in self.listeners:
             self.reactors.add_listener(listener.sock)
         count = self.threads
-        self.workers = [
-            start_worker_thread(
-                self.ctx, i + 1, self._thread_metrics(i), self._thread_request_limit()
-            )
-            for i in range(count)
-        ]
+        # Under the seats lock: a worker may stream its first request (one already in the
+        # backlog) and look for its seat in _detach before its siblings have started.
+        with self._seats_lock:
+            self.workers = [
+                start_worker_thread(
+                    self.ctx, i + 1, self._thread_metrics(i), self._thread_request_limit()
+                )
+                for i in range(count)
+            ]
         threading.Thread(target=self._reap, name="reaper", daemon=True).start()
         error_log.info("Started server process [%d] with %d worker threads", os.getpid(), count)
         if self.primary:

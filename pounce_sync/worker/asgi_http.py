@@ -130,7 +130,15 @@ class HTTPCycle(HTTPExchange):
         return disconnect_message()
 
     async def _wait_for_disconnect(self) -> dict[str, Any]:
-        """Body read, response not done: suspend until the client goes away."""
+        """Body read, response not done: suspend until the client goes away.
+
+        A client already gone is said at once, without suspending: an app that polls with
+        a wait cancelled before it starts (Starlette's `request.is_disconnected()`) never
+        lets the loop run the reader below, so it would never learn of it otherwise.
+        """
+        if self.conn.input_says_gone():
+            self.disconnected = True
+            return disconnect_message()
         loop = asyncio.get_running_loop()
         waiter = self._disconnect_waiter = loop.create_future()
         fd = self.conn.fd
@@ -171,7 +179,7 @@ class HTTPCycle(HTTPExchange):
     def _send_body(self, message: dict[str, Any]) -> None:
         body, more_body = self.response_body(message)
         data = self.writer.body(body, more_body)
-        if more_body and not self.streamed:
+        if more_body and not self.streamed and not self.writer.length_reached:
             self.streamed = True
             if self.on_stream is not None:
                 self.on_stream(self)

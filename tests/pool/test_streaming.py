@@ -51,6 +51,37 @@ def server(request: pytest.FixtureRequest):
         yield server
 
 
+@pytest.mark.parametrize(
+    "accept", [b"", b"Accept: text/event-stream\r\n"], ids=["found-streaming", "accept"]
+)
+def test_a_receive_pending_when_the_response_ends_says_disconnect(
+    server: ServerProcess, accept: bytes
+) -> None:
+    """ASGI: receive() after the response is complete returns http.disconnect; one that
+    was already waiting must return it too, or an app that waits for it (Quart) never
+    returns: its keep-alive connection would never serve another request."""
+    with server.connect(10) as sock:
+        reader = ResponseReader(sock)
+        for _ in range(3):
+            sock.sendall(b"GET /listening HTTP/1.1\r\nHost: t\r\n" + accept + b"\r\n")
+            response = reader.read_response()
+            assert (response.status, response.body) == (200, b"ab")
+
+
+def test_a_whole_body_sent_before_an_empty_last_message_is_not_a_stream(
+    server: ServerProcess,
+) -> None:
+    """Its Content-Length reached in the first message: the path is not learned, so the
+    requests after it stay on the worker threads instead of all going to the pool."""
+    with server.connect(10) as sock:
+        reader = ResponseReader(sock)
+        for _ in range(3):
+            sock.sendall(b"GET /whole-then-empty HTTP/1.1\r\nHost: t\r\n\r\n")
+            response = reader.read_response()
+            assert (response.status, response.body) == (200, b"whole")
+            assert response.header(b"x-thread").startswith(b"worker-"), response.headers
+
+
 def test_event_stream_runs_on_the_pool_once_and_keeps_the_connection(
     server: ServerProcess, tmp_path: Path
 ) -> None:

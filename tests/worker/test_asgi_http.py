@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ..http_client import ResponseReader, ResponseTruncated, request
+from ..http_client import ResponseReader, ResponseTruncated, get_new, request
 from ..server_process import ServerProcess, running_server
 
 
@@ -93,6 +93,19 @@ def test_app_that_really_awaits_runs_on_the_threads_loop(server: ServerProcess) 
         for _ in range(3):
             sock.sendall(b"GET /async-sleep?0.01 HTTP/1.1\r\nHost: t\r\n\r\n")
             assert reader.read_response().body == b"async slept"
+
+
+def test_an_app_polling_with_cancelled_receives_sees_the_client_go() -> None:
+    """Starlette's request.is_disconnected() calls receive() in a scope cancelled before
+    it starts, so receive() never suspends long enough for the loop to watch the socket:
+    a client already gone must be said without waiting."""
+    with running_server(app="apps_disconnect:app") as srv:
+        with srv.connect() as sock:
+            sock.sendall(b"GET /poll HTTP/1.1\r\nHost: t\r\n\r\n")
+        deadline = time.monotonic() + 20
+        while (body := get_new(srv, "/seen")[1]) != b"polled disconnect":
+            assert body == b"" and time.monotonic() < deadline, body
+            time.sleep(0.05)
 
 
 def test_receive_after_body_waits_for_client_disconnect() -> None:

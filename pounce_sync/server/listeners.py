@@ -171,6 +171,17 @@ def bind_sockets(config: Config) -> list[Listener]:
     return listeners
 
 
+def close_listeners(listeners: list[Listener]) -> None:
+    """Close our sockets and remove the Unix socket files we created (the last owner's job)."""
+    for listener in listeners:
+        listener.sock.close()
+        if listener.owned_path:
+            try:
+                os.unlink(listener.owned_path)
+            except OSError:
+                pass
+
+
 def describe_listener(listener: Listener) -> str:
     if listener.server is None:
         return f"unix:{listener.sock.getsockname()}"

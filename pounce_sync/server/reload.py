@@ -30,7 +30,7 @@ from pounce_sync.observe.logs import LogConfigError, configure_logging
 from pounce_sync.worker.context import Listener
 
 from .exit_codes import EXIT_ERROR
-from .listeners import INHERITED_LISTENERS_ENV, BindError, bind_sockets
+from .listeners import INHERITED_LISTENERS_ENV, BindError, bind_sockets, close_listeners
 
 error_log = logging.getLogger("pounce_sync.error")
 
@@ -121,13 +121,7 @@ def run_reloader(config: Config, argv: list[str]) -> int:
     try:
         return Reloader(FileWatcher.from_config(config), child_command(argv), config).run(listeners)
     finally:
-        for listener in listeners:
-            listener.sock.close()
-            if listener.owned_path:
-                try:
-                    os.unlink(listener.owned_path)
-                except OSError:
-                    pass
+        close_listeners(listeners)
 
 
 class Reloader:

@@ -25,7 +25,7 @@ from pounce_sync.observe.metrics import MetricsLayout, SharedMetrics
 from pounce_sync.worker.context import Listener
 
 from .exit_codes import EXIT_ERROR, EXIT_OK, EXIT_RETIRED, EXIT_STARTUP_FAILURE
-from .listeners import describe_listener
+from .listeners import close_listeners, describe_listener
 from .restart_budget import RestartBudget
 from .worker_process import WorkerProcessSpec, run_worker_process
 
@@ -258,19 +258,10 @@ class ProcessSupervisor:
         while self.workers:
             self._reap()
             time.sleep(_POLL)
-        self._close_listeners()
+        close_listeners(self.listeners)
         for endpoint in self.quic:
             endpoint.sock.close()
         error_log.info("Finished supervisor process [%d]", os.getpid())
-
-    def _close_listeners(self) -> None:
-        for listener in self.listeners:
-            listener.sock.close()
-            if listener.owned_path:
-                try:
-                    os.unlink(listener.owned_path)
-                except OSError:
-                    pass
 
     # -- signals ---------------------------------------------------------------
     def _install_signal_handlers(self) -> None:

@@ -24,8 +24,8 @@ from .field_names import KNOWN_NAMES
 
 _MAX_CHUNK_LINE = 4096
 _END = EndOfMessage()
-# Fields that decide framing or connection handling; all others pass straight through.
-# The fields the parser reads itself; every other field is passed through untouched.
+# The fields the parser reads itself (framing, connection handling); every other
+# field is passed through untouched.
 _FRAMING_FIELDS = frozenset(
     (b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade")
 )
@@ -47,7 +47,18 @@ class ParserLimits:
     max_headers: int = 100
 
 
-Headers = tuple[tuple[bytes, bytes], ...]
+Field = tuple[bytes, bytes]
+Headers = tuple[Field, ...]
+# Field lines a worker thread has parsed before: line -> (name, value). Clients send
+# the same lines request after request (User-Agent, Accept, sec-ch-ua ...; HPACK exists
+# for the same reason), so most lines of a head are found here and need no work.
+# Only lines that decide nothing are kept (not framing, proxy or event-stream fields),
+# so a line found needs no look at all. One dict per thread, never shared: on 3.13t a
+# dict read by threads other than its maker's costs far more (docs/benchmarks.md).
+SeenFields = dict[bytes, Field]
+SEEN_LINES = 512  # entries; a full dict is cleared, so a client of unique lines costs little
+SEEN_LINE_MAX = 512  # bytes: longer lines (big cookies) are parsed every time
+_PROXY_PREFIXES = (b"forwarded", b"x-forwarded-")
 
 
 def _parse_fields(lines: list[bytes], limits: ParserLimits) -> Headers:
@@ -125,8 +136,12 @@ def _parse_request_line(line: bytes, limits: ParserLimits) -> tuple[bytes, bytes
     return method, target, b"1.0" if minor == b"0" else b"1.1"
 
 
-def parse_head(head: bytes, limits: ParserLimits) -> Request:
-    """Turn a complete request head (without its final CRLF CRLF) into a Request."""
+def parse_head(head: bytes, limits: ParserLimits, seen: SeenFields | None = None) -> Request:
+    """Turn a complete request head (without its final CRLF CRLF) into a Request.
+
+    `seen`: field lines this thread parsed before, line -> field (see SeenFields); a
+    line found there is taken as it is, every other line is checked and parsed here.
+    """
     lines = head.split(b"\r\n")
     request_line = lines.pop(0)
     method, target, version = _parse_request_line(request_line, limits)
@@ -134,36 +149,40 @@ def parse_head(head: bytes, limits: ParserLimits) -> Request:
         raise ProtocolError(431, "request header block too large")
     if len(lines) > limits.max_headers:
         raise ProtocolError(431, "too many header fields")
-    # One C scan instead of a regex over every byte: deleting every byte a field line
-    # may hold must leave exactly the CRLFs between the lines (no CTL, no bare CR or LF).
-    if head.translate(None, _abnf.FIELD_LINE_BYTES) == _CRLF * len(lines):
-        headers = _split_fields(lines)
-    else:
-        headers = _parse_fields(lines, limits)  # finds the bad line and says what is wrong
-    # C-level scans of the head; the fields are looked at only if one finds something.
-    event_stream = _EVENT_STREAM in head and _accepts_event_stream(headers)
-    forwarded = b"forwarded" in head.lower()
-    return _build_request(method, target, version, headers, event_stream, forwarded)
+    fields: list[Field | None] = list(map(seen.get, lines)) if seen else [None] * len(lines)
+    framing: list[Field] = []  # the fields _build_request reads
+    event_stream = forwarded = False
+    position = -1
+    for _ in range(fields.count(None)):  # the lines not seen before, in order
+        position = fields.index(None, position + 1)
+        line = lines[position]
+        field = fields[position] = _field(line)
+        name = field[0]
+        if name in _FRAMING_FIELDS:
+            framing.append(field)
+        elif name.startswith(_PROXY_PREFIXES):
+            forwarded = True
+        elif name == b"accept" and field[1].find(_EVENT_STREAM) >= 0:
+            event_stream = True
+        elif seen is not None and len(line) <= SEEN_LINE_MAX:
+            # The fields that decide nothing are the ones kept: a seen line needs no look.
+            if len(seen) >= SEEN_LINES:
+                seen.clear()
+            seen[line] = field
+    headers: Headers = tuple(fields)  # type: ignore[arg-type]  # every None was filled
+    return _build_request(method, target, version, headers, framing, event_stream, forwarded)
 
 
-def _split_fields(lines: list[bytes]) -> Headers:
-    """The fields of a head whose bytes are all allowed, names lower-cased, values without OWS.
+def _field(line: bytes) -> Field:
+    """One field line: (lower-cased name, value without OWS), or ProtocolError.
 
-    A name in KNOWN_NAMES is a token by construction; any other name, or a line
-    without `: `, is matched against the field grammar on its own.
+    A name in KNOWN_NAMES is a token by construction, so a line with one, `: ` and only
+    bytes a field line may hold needs no regex; any other line is matched against the grammar.
     """
-    fields = []
-    for line in lines:
-        name, sep, value = line.partition(b": ")
-        if sep and name in KNOWN_NAMES:
-            fields.append((name.lower(), value.strip(b" \t")))  # strip: no copy without OWS
-        else:
-            fields.append(_checked_field(line))
-    return tuple(fields)
-
-
-def _accepts_event_stream(headers: Headers) -> bool:
-    return any(name == b"accept" and _EVENT_STREAM in value for name, value in headers)
+    name, sep, value = line.partition(b": ")
+    if sep and name in KNOWN_NAMES and not line.translate(None, _abnf.FIELD_LINE_BYTES):
+        return name.lower(), value.strip(b" \t")  # strip: no copy without OWS
+    return _checked_field(line)
 
 
 def _build_request(
@@ -171,6 +190,7 @@ def _build_request(
     target: bytes,
     version: bytes,
     headers: Headers,
+    framing_fields: list[Field],
     event_stream: bool = False,
     forwarded: bool = False,
 ) -> Request:
@@ -181,9 +201,7 @@ def _build_request(
     connection = b""
     expect = b""
     upgrade = None
-    for name, value in headers:
-        if name not in _FRAMING_FIELDS:
-            continue
+    for name, value in framing_fields:
         if name == b"host":
             hosts += 1
             host = value
@@ -252,6 +270,9 @@ class RequestParser:
         self._state: Callable[[], Event] = self._read_head
         self._remaining = 0  # body bytes left in the current length-framed message or chunk
         self._scanned = 0  # head bytes already checked for a bare LF
+        # The serving thread's SeenFields, set by whoever serves the connection; None:
+        # every line is parsed.
+        self.seen: SeenFields | None = None
 
     # -- input -----------------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -300,7 +321,7 @@ class RequestParser:
         head = buf[:end]
         self._buf = buf[end + 4 :]
         self._scanned = 0
-        request = parse_head(head, self.limits)
+        request = parse_head(head, self.limits, self.seen)
         self._start_body(request)
         return request
 

@@ -39,6 +39,7 @@ from pounce_sync.http1 import (
     error_response,
 )
 from pounce_sync.http1.default_fields import DefaultHeaders
+from pounce_sync.http1.parser import SeenFields
 from pounce_sync.observe.metrics import ThreadMetrics
 
 from .asgi_http import HeaderKeepingCycle, HTTPCycle
@@ -67,6 +68,7 @@ class SyncWorker:
         "_log_connections",
         "_metrics_target",
         "_request_started",
+        "_seen_fields",
         "_stopping",
         "_streaming_paths",
         "_turn",
@@ -120,12 +122,16 @@ class SyncWorker:
         self._cycle_type = HeaderKeepingCycle if keeps else HTTPCycle
         self._log_connections = ctx.log_connections
         self._driver: CoroutineDriver | None = None  # made by run(), on the worker's thread
+        self._seen_fields: SeenFields = {}  # made again by run(): this thread's own
         # The interface was resolved at load; None: the app is ASGI.
         self._wsgi: WSGIGateway | None = None
         if self.config.interface == "wsgi":
             self._wsgi = WSGIGateway(ctx.app, self.config, ctx.trusted_proxies, self._fail)
 
     def run(self) -> None:
+        # Made here, on the thread that reads it: on 3.13t a dict that another thread
+        # made costs far more to read (docs/benchmarks.md, "A free-threading trap").
+        self._seen_fields = {}
         if self._wsgi is not None:  # a WSGI app is called directly: no event loop to own
             self._serve_forever()
             return
@@ -256,9 +262,11 @@ class SyncWorker:
             handoff = HTTP2Connection(_client_socket(conn), conn.parser.buffered, "alpn")
             self._hand_off(conn, handoff)
             return
+        parser = conn.parser
+        parser.seen = self._seen_fields
         while True:
             try:
-                event = conn.parser.next_event()
+                event = parser.next_event()
             except ProtocolError as exc:
                 if type(exc) is HTTP2Preface and self._prior_knowledge_h2(conn):
                     return
@@ -277,7 +285,7 @@ class SyncWorker:
             if not keep_open:
                 self._close(conn)
                 return
-            conn.parser.start_next_cycle()
+            parser.start_next_cycle()
 
     def _reject(self, conn: Connection, status: int, detail: str) -> None:
         error_log.debug("rejecting request from %s: %s (%d)", conn.client, detail, status)
@@ -465,6 +473,7 @@ class SyncWorker:
         pool = self.ctx.pool
         assert pool is not None
         self.ctx.reactors.forget(conn)
+        conn.parser.seen = None  # this thread's memo stays with this thread
         if not pool.submit(handoff):
             return False
         self.ctx.connections.release()

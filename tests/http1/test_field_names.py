@@ -6,7 +6,7 @@ import pytest
 
 from pounce_sync.http1 import ParserLimits, ProtocolError, _abnf, parse_head
 from pounce_sync.http1.field_names import KNOWN_NAMES
-from pounce_sync.http1.parser import _parse_fields, _split_fields
+from pounce_sync.http1.parser import _field, _parse_fields
 
 
 def test_every_known_spelling_is_a_token() -> None:
@@ -26,6 +26,10 @@ def test_known_name_path_agrees_with_the_grammar(name: bytes) -> None:
     for sep, value in itertools.product(SEPARATORS, VALUES):
         line = name + sep + value
         assert _outcome(_split_fields, line) == _outcome(_grammar, line), line
+
+
+def _split_fields(lines: list[bytes]) -> tuple:
+    return tuple(map(_field, lines))
 
 
 def _grammar(lines: list[bytes]) -> tuple:

@@ -49,16 +49,39 @@ class ParserLimits:
 
 Field = tuple[bytes, bytes]
 Headers = tuple[Field, ...]
-# Field lines a worker thread has parsed before: line -> (name, value). Clients send
-# the same lines request after request (User-Agent, Accept, sec-ch-ua ...; HPACK exists
-# for the same reason), so most lines of a head are found here and need no work.
-# Only lines that decide nothing are kept (not framing, proxy or event-stream fields),
-# so a line found needs no look at all. One dict per thread, never shared: on 3.13t a
-# dict read by threads other than its maker's costs far more (docs/benchmarks.md).
-SeenFields = dict[bytes, Field]
-SEEN_LINES = 512  # entries; a full dict is cleared, so a client of unique lines costs little
+SEEN_LINES = 512  # entries; a full memo is cleared, so a client of unique lines costs little
 SEEN_LINE_MAX = 512  # bytes: longer lines (big cookies) are parsed every time
 _PROXY_PREFIXES = (b"forwarded", b"x-forwarded-")
+
+
+class SeenFields:
+    """Field lines a worker thread has parsed before: line -> (name, value).
+
+    Clients send the same lines request after request (User-Agent, Accept, Host,
+    sec-ch-ua ...; HPACK exists for the same reason), so most lines of a head are
+    found here and need no work. Only valid lines are kept, and never proxy or
+    event-stream fields (their flags are set by the lines that carry them, parsed
+    every time). The framing fields the parser reads are kept apart as well, so that
+    `parse_head` finds them among the seen lines without a loop of its own.
+
+    One per thread, never shared: on 3.13t a dict read by threads other than the one
+    that made it costs far more (docs/benchmarks.md, "A free-threading trap").
+    """
+
+    __slots__ = ("fields", "framing")
+
+    def __init__(self) -> None:
+        self.fields: dict[bytes, Field] = {}
+        self.framing: dict[bytes, Field] = {}  # the framing lines of `fields`
+
+    def keep(self, line: bytes, field: Field, framing: bool) -> None:
+        fields = self.fields
+        if len(fields) >= SEEN_LINES:
+            fields.clear()
+            self.framing.clear()
+        fields[line] = field
+        if framing:
+            self.framing[line] = field
 
 
 def _parse_fields(lines: list[bytes], limits: ParserLimits) -> Headers:
@@ -139,8 +162,8 @@ def _parse_request_line(line: bytes, limits: ParserLimits) -> tuple[bytes, bytes
 def parse_head(head: bytes, limits: ParserLimits, seen: SeenFields | None = None) -> Request:
     """Turn a complete request head (without its final CRLF CRLF) into a Request.
 
-    `seen`: field lines this thread parsed before, line -> field (see SeenFields); a
-    line found there is taken as it is, every other line is checked and parsed here.
+    `seen`: the lines this thread parsed before (SeenFields); a line found there is
+    taken as it is, every other line is checked and parsed here.
     """
     lines = head.split(b"\r\n")
     request_line = lines.pop(0)
@@ -149,28 +172,39 @@ def parse_head(head: bytes, limits: ParserLimits, seen: SeenFields | None = None
         raise ProtocolError(431, "request header block too large")
     if len(lines) > limits.max_headers:
         raise ProtocolError(431, "too many header fields")
-    fields: list[Field | None] = list(map(seen.get, lines)) if seen else [None] * len(lines)
-    framing: list[Field] = []  # the fields _build_request reads
-    event_stream = forwarded = False
+    if seen is None:
+        fields: list[Field | None] = [None] * len(lines)
+        framing: list[Field] = []
+    else:  # two C-level passes: every line seen, and the framing lines among them
+        fields = list(map(seen.fields.get, lines))
+        framing = list(filter(None, map(seen.framing.get, lines)))
+    unseen_framing = event_stream = forwarded = bad_host = False
     position = -1
     for _ in range(fields.count(None)):  # the lines not seen before, in order
         position = fields.index(None, position + 1)
         line = lines[position]
         field = fields[position] = _field(line)
         name = field[0]
-        if name in _FRAMING_FIELDS:
-            framing.append(field)
+        is_framing = name in _FRAMING_FIELDS
+        if is_framing:
+            unseen_framing = True
+            if name == b"host" and _abnf.HOST.fullmatch(field[1]) is None:
+                bad_host = True  # refused by _build_request, after the count of Hosts
+                continue
         elif name.startswith(_PROXY_PREFIXES):
             forwarded = True
+            continue
         elif name == b"accept" and field[1].find(_EVENT_STREAM) >= 0:
             event_stream = True
-        elif seen is not None and len(line) <= SEEN_LINE_MAX:
-            # The fields that decide nothing are the ones kept: a seen line needs no look.
-            if len(seen) >= SEEN_LINES:
-                seen.clear()
-            seen[line] = field
+            continue
+        if seen is not None and len(line) <= SEEN_LINE_MAX:
+            seen.keep(line, field, is_framing)
+    if unseen_framing:  # in field order, as the duplicates rules need them
+        framing = [field for field in fields if field[0] in _FRAMING_FIELDS]  # type: ignore[index]
     headers: Headers = tuple(fields)  # type: ignore[arg-type]  # every None was filled
-    return _build_request(method, target, version, headers, framing, event_stream, forwarded)
+    return _build_request(
+        method, target, version, headers, framing, event_stream, forwarded, bad_host
+    )
 
 
 def _field(line: bytes) -> Field:
@@ -193,18 +227,18 @@ def _build_request(
     framing_fields: list[Field],
     event_stream: bool = False,
     forwarded: bool = False,
+    bad_host: bool = False,
 ) -> Request:
+    """The framing decisions; `bad_host`: a Host value did not match the grammar."""
     cl_values: list[bytes] | None = None  # made only when the field is there
     te_values: list[bytes] | None = None
     hosts = 0
-    host = b""
     connection = b""
     expect = b""
     upgrade = None
     for name, value in framing_fields:
         if name == b"host":
             hosts += 1
-            host = value
         elif name == b"content-length":
             cl_values = (cl_values or []) + (value.split(b",") if b"," in value else [value])
         elif name == b"transfer-encoding":
@@ -217,7 +251,7 @@ def _build_request(
             upgrade = value.lower()
     if hosts > 1 or (hosts == 0 and version == b"1.1"):
         raise ProtocolError(400, "missing or duplicate Host header")
-    if hosts and _abnf.HOST.fullmatch(host) is None:
+    if bad_host:
         raise ProtocolError(400, "invalid Host header")
     framing, length = _NO_BODY, None
     if te_values:

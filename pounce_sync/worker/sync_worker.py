@@ -122,7 +122,7 @@ class SyncWorker:
         self._cycle_type = HeaderKeepingCycle if keeps else HTTPCycle
         self._log_connections = ctx.log_connections
         self._driver: CoroutineDriver | None = None  # made by run(), on the worker's thread
-        self._seen_fields: SeenFields = {}  # made again by run(): this thread's own
+        self._seen_fields = SeenFields()  # made again by run(): this thread's own
         # The interface was resolved at load; None: the app is ASGI.
         self._wsgi: WSGIGateway | None = None
         if self.config.interface == "wsgi":
@@ -131,7 +131,7 @@ class SyncWorker:
     def run(self) -> None:
         # Made here, on the thread that reads it: on 3.13t a dict that another thread
         # made costs far more to read (docs/benchmarks.md, "A free-threading trap").
-        self._seen_fields = {}
+        self._seen_fields = SeenFields()
         if self._wsgi is not None:  # a WSGI app is called directly: no event loop to own
             self._serve_forever()
             return

@@ -31,18 +31,18 @@ def outcome(head: bytes, seen: SeenFields | None) -> object:
 def test_mutated_heads_parse_the_same_with_and_without_seen_lines() -> None:
     """One memo across 20,000 heads, valid and broken, in a seeded random order."""
     rng = random.Random(seed_from_env())
-    seen: SeenFields = {}
+    seen = SeenFields()
     heads = [seed.split(b"\r\n\r\n", 1)[0] for seed in SEEDS] + [BROWSER]
     for _ in range(20_000):
         head = mutate(rng, rng.choice(heads)).split(b"\r\n\r\n", 1)[0]
         assert outcome(head, seen) == outcome(head, None), head
-        assert len(seen) <= SEEN_LINES
+        assert len(seen.fields) <= SEEN_LINES
 
 
 def test_a_seen_line_is_taken_as_it_was_parsed() -> None:
-    seen: SeenFields = {}
+    seen = SeenFields()
     first = parse_head(BROWSER, LIMITS, seen)
-    assert b"User-Agent: Mozilla/5.0 (X11; Linux x86_64)" in seen
+    assert b"User-Agent: Mozilla/5.0 (X11; Linux x86_64)" in seen.fields
     second = parse_head(BROWSER.replace(b"v=1", b"v=2"), LIMITS, seen)
     assert second.headers == first.headers and second.target == b"/item/1?v=2"
 
@@ -56,21 +56,49 @@ def test_a_seen_line_is_taken_as_it_was_parsed() -> None:
         b"Transfer-Encoding: chunked",
         b"Expect: 100-continue",
         b"Upgrade: websocket",
-        b"X-Forwarded-For: 1.2.3.4",
-        b"Forwarded: for=1.2.3.4",
-        b"Accept: text/event-stream",
     ],
 )
-def test_lines_that_decide_something_are_never_kept(line: bytes) -> None:
-    """Framing, proxy and event-stream fields are looked at on every request."""
-    seen: SeenFields = {}
+def test_framing_lines_are_kept_apart_and_still_decide(line: bytes) -> None:
+    seen = SeenFields()
     host = b"" if line.startswith(b"Host") else b"Host: a\r\n"
-    parse_head(b"GET / HTTP/1.1\r\n" + host + line, LIMITS, seen)
-    assert line not in seen
+    head = b"GET / HTTP/1.1\r\n" + host + line
+    first = parse_head(head, LIMITS, seen)
+    assert seen.framing[line] == seen.fields[line]
+    assert parse_head(head, LIMITS, seen) == first == parse_head(head, LIMITS)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"X-Forwarded-For: 1.2.3.4", b"Forwarded: for=1.2.3.4", b"Accept: text/event-stream"],
+)
+def test_proxy_and_event_stream_lines_are_never_kept(line: bytes) -> None:
+    """Their flags are set by the line itself, so it is parsed on every request."""
+    seen = SeenFields()
+    parse_head(b"GET / HTTP/1.1\r\nHost: a\r\n" + line, LIMITS, seen)
+    assert line not in seen.fields
+
+
+def test_framing_fields_keep_their_order_when_some_were_seen() -> None:
+    """The last Upgrade wins, whether it was seen before or not."""
+    seen = SeenFields()
+    parse_head(b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: a", LIMITS, seen)
+    head = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: b\r\nUpgrade: a"
+    assert parse_head(head, LIMITS, seen).upgrade == b"a" == parse_head(head, LIMITS).upgrade
+    head = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: a\r\nUpgrade: b"
+    assert parse_head(head, LIMITS, seen).upgrade == b"b" == parse_head(head, LIMITS).upgrade
+
+
+def test_an_invalid_host_is_refused_and_not_kept() -> None:
+    seen = SeenFields()
+    for _ in range(2):
+        with pytest.raises(ProtocolError) as caught:
+            parse_head(b"GET / HTTP/1.1\r\nHost: a b", LIMITS, seen)
+        assert caught.value.detail == "invalid Host header"
+    assert seen.fields == {} == seen.framing
 
 
 def test_duplicate_host_is_refused_however_often_seen() -> None:
-    seen: SeenFields = {}
+    seen = SeenFields()
     parse_head(b"GET / HTTP/1.1\r\nHost: a\r\nAccept: */*", LIMITS, seen)
     with pytest.raises(ProtocolError) as caught:
         parse_head(b"GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\nHost: b", LIMITS, seen)
@@ -78,7 +106,7 @@ def test_duplicate_host_is_refused_however_often_seen() -> None:
 
 
 def test_flags_come_from_the_fields_whether_seen_or_not() -> None:
-    seen: SeenFields = {}
+    seen = SeenFields()
     for _ in range(2):
         request = parse_head(
             b"GET / HTTP/1.1\r\nHost: a\r\nAccept: text/event-stream\r\nX-Forwarded-Proto: https",
@@ -89,26 +117,26 @@ def test_flags_come_from_the_fields_whether_seen_or_not() -> None:
 
 
 def test_refused_and_long_lines_are_not_kept() -> None:
-    seen: SeenFields = {}
+    seen = SeenFields()
     long_line = b"X-Long: " + b"a" * SEEN_LINE_MAX
     parse_head(b"GET / HTTP/1.1\r\nHost: a\r\n" + long_line, LIMITS, seen)
     with pytest.raises(ProtocolError):
         parse_head(b"GET / HTTP/1.1\r\nHost: a\r\nBad Name: x", LIMITS, seen)
-    assert seen == {}
+    assert set(seen.fields) == {b"Host: a"}
 
 
 def test_the_memo_is_bounded() -> None:
-    seen: SeenFields = {}
+    seen = SeenFields()
     for n in range(3 * SEEN_LINES):
         parse_head(b"GET / HTTP/1.1\r\nHost: a\r\nX-N: %d" % n, LIMITS, seen)
-        assert len(seen) <= SEEN_LINES
-    assert seen  # cleared when full, then filled again
+        assert len(seen.fields) <= SEEN_LINES
+    assert seen.fields  # cleared when full, then filled again
 
 
 def test_the_request_parser_uses_the_memo_it_is_given() -> None:
     parser = RequestParser(LIMITS)
-    parser.seen = seen = {}
+    parser.seen = seen = SeenFields()
     parser.feed(BROWSER + b"\r\n\r\n")
     event = parser.next_event()
     assert type(event) is Request
-    assert b"Accept-Encoding: gzip, br" in seen
+    assert b"Accept-Encoding: gzip, br" in seen.fields

@@ -17,6 +17,13 @@ _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 _NO_BODY_STATUSES = frozenset({204, 304})
 
 Header = tuple[bytes, bytes]
+# Response fields a worker thread has checked before: (name, value) -> its encoded line.
+# Apps send the same fields response after response (content-type, cache-control ...),
+# so most need no check; framing fields are never kept. One per thread, like the
+# parser's SeenFields, and bounded the same way.
+SeenResponseFields = dict[Header, bytes]
+SEEN_RESPONSE_FIELDS = 256
+SEEN_LINE_MAX = 512  # bytes
 
 
 _STATUS_LINES = {code: b"HTTP/1.1 %d %s\r\n" % (code, reason) for code, reason in _REASONS.items()}
@@ -123,17 +130,25 @@ class ResponseWriter:
         "_head_only",
         "_keep_alive",
         "_request",
+        "_seen",
         "_sent",
         "_status",
         "finished",
     )
 
-    def __init__(self, request: Request, keep_alive: bool, default_fields: bytes) -> None:
+    def __init__(
+        self,
+        request: Request,
+        keep_alive: bool,
+        default_fields: bytes,
+        seen: SeenResponseFields | None = None,
+    ) -> None:
         self._request = request
+        self._seen = seen
         self._keep_alive = keep_alive
         self._default_fields = default_fields
         self._status = 0
-        self._fields: list[bytes] = []  # the app's header lines, encoded as they arrive
+        self._fields: list[bytes] = []  # the app's header lines, encoded
         self._content_length: int | None = None
         self._framing = b""  # b"length", b"chunked", b"close" or b"none"
         self._head_only = request.method == b"HEAD"
@@ -176,33 +191,53 @@ class ResponseWriter:
         if self._status:
             raise LocalProtocolError("response already started")
         if not 200 <= status <= 999:
-            raise LocalProtocolError(f"invalid final status {status}")
-        fields: list[bytes] = []
+            raise LocalProtocolError(f"invalid final status {status!r}")
+        seen = self._seen
+        lines: list[bytes] = []  # the head's lines, seen and new, in order
+        fresh: list[bytes] = []  # name, ": ", value, CRLF of each line not seen before
+        keep: list[tuple[Header, bytes]] = []  # new lines the memo may keep once checked
         content_length: int | None = None
         close = False
-        for name, value in headers:
-            if type(name) is not bytes or type(value) is not bytes:
+        for field in headers:
+            if seen is not None:
+                try:
+                    line = seen.get(field)
+                except TypeError:  # a list, or bytearrays: not hashable, not kept
+                    line = None
+                if line is not None:
+                    lines.append(line)
+                    continue
+            name, value = field
+            plain = type(name) is bytes and type(value) is bytes
+            if not plain:
                 name, value = as_bytes_field(name, value)
             # A spelling in KNOWN_NAMES is a token; any other name is checked here.
             if name not in KNOWN_NAMES and not valid_name(name):
                 raise LocalProtocolError(f"invalid response header {name!r}: {value!r}")
             lname = name.lower()
             if lname not in _FRAMING_FIELDS:
-                fields += (name, b": ", value, b"\r\n")
+                line = b"%s: %s\r\n" % (name, value)
+                lines.append(line)
+                fresh += (name, b": ", value, b"\r\n")
+                if plain and seen is not None and type(field) is tuple:
+                    keep.append((field, line))  # type: ignore[arg-type]
             elif lname == b"content-length":  # checked and kept; the other framing fields are ours
                 if content_length is not None or _abnf.DIGITS.fullmatch(value) is None:
                     raise LocalProtocolError(f"invalid Content-Length {value!r}")
                 content_length = int(value)
             elif lname == b"connection":
-                close = close or b"close" in value.lower()  # an app's `close` is honoured
-        # The names are tokens; a value may hold no CR, LF or NUL. Three scans of the
-        # block: it holds exactly one CR and one LF per line, the ones added above.
-        block = b"".join(fields)
-        lines = len(fields) // 4
-        if block.count(b"\n") != lines or block.count(b"\r") != lines or b"\0" in block:
-            _raise_for_bad_value(fields)
+                close = close or value.lower().find(b"close") >= 0  # an app's `close` is honoured
+        if fresh:
+            # The names are tokens; a value may hold no CR, LF or NUL. Three scans of the
+            # new lines: they hold exactly one CR and one LF each, the ones added above.
+            block = b"".join(fresh)
+            count = len(fresh) // 4
+            if block.count(b"\n") != count or block.count(b"\r") != count or block.find(b"\0") >= 0:
+                _raise_for_bad_value(fresh)
+            if keep:
+                _keep_seen(seen, keep)  # type: ignore[arg-type]
         # Nothing is kept from a start() that raised: the app may still send a clean 500.
-        self._fields = [block]
+        self._fields = lines
         self._content_length = content_length
         self._keep_alive = self._keep_alive and not close
         self._status = status
@@ -293,6 +328,14 @@ class ResponseWriter:
             self._keep_alive = False
         fields.append(_last_line(self._keep_alive, self._request.http_version))
         return status_line(self._status) + self._default_fields + b"".join(fields)
+
+
+def _keep_seen(seen: SeenResponseFields, lines: list[tuple[Header, bytes]]) -> None:
+    for field, line in lines:
+        if len(line) <= SEEN_LINE_MAX:
+            if len(seen) >= SEEN_RESPONSE_FIELDS:
+                seen.clear()
+            seen[field] = line
 
 
 def _raise_for_bad_value(fields: list[bytes]) -> None:

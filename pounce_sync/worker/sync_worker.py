@@ -40,6 +40,7 @@ from pounce_sync.http1 import (
 )
 from pounce_sync.http1.default_fields import DefaultHeaders
 from pounce_sync.http1.parser import SeenFields
+from pounce_sync.http1.writer import SeenResponseFields
 from pounce_sync.observe.metrics import ThreadMetrics
 
 from .asgi_http import HeaderKeepingCycle, HTTPCycle
@@ -69,6 +70,7 @@ class SyncWorker:
         "_metrics_target",
         "_request_started",
         "_seen_fields",
+        "_seen_response",
         "_stopping",
         "_streaming_paths",
         "_turn",
@@ -122,7 +124,9 @@ class SyncWorker:
         self._cycle_type = HeaderKeepingCycle if keeps else HTTPCycle
         self._log_connections = ctx.log_connections
         self._driver: CoroutineDriver | None = None  # made by run(), on the worker's thread
-        self._seen_fields = SeenFields()  # made again by run(): this thread's own
+        # Made again by run(), on the thread that uses them.
+        self._seen_fields = SeenFields()
+        self._seen_response: SeenResponseFields = {}
         # The interface was resolved at load; None: the app is ASGI.
         self._wsgi: WSGIGateway | None = None
         if self.config.interface == "wsgi":
@@ -132,6 +136,7 @@ class SyncWorker:
         # Made here, on the thread that reads it: on 3.13t a dict that another thread
         # made costs far more to read (docs/benchmarks.md, "A free-threading trap").
         self._seen_fields = SeenFields()
+        self._seen_response = {}
         if self._wsgi is not None:  # a WSGI app is called directly: no event loop to own
             self._serve_forever()
             return
@@ -319,7 +324,7 @@ class SyncWorker:
             if handoff is not None:
                 self._hand_off(conn, handoff)
                 return None
-        writer = ResponseWriter(request, keep_alive, fields)
+        writer = ResponseWriter(request, keep_alive, fields, self._seen_response)
         cycle = self._cycle_type(
             conn, request, writer, config.max_body_size, self.ctx.stopping, self._stream_started
         )

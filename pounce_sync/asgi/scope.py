@@ -25,11 +25,6 @@ def split_target(target: bytes) -> tuple[bytes, bytes]:
     return path, query
 
 
-def _decode_path(raw_path: bytes) -> str:
-    text = raw_path.decode("ascii")
-    return unquote(text) if "%" in text else text
-
-
 def build_http_scope(
     request: Request,
     *,
@@ -42,6 +37,9 @@ def build_http_scope(
 ) -> dict[str, Any]:
     """The scope every protocol starts from; `add_request_context` finishes it."""
     raw_path, query = split_target(request.target)
+    path = raw_path.decode("ascii")
+    if "%" in path:
+        path = unquote(path)
     scope: dict[str, Any] = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.4"},
@@ -51,7 +49,7 @@ def build_http_scope(
         "scheme": scheme,
         "method": request.method.decode("ascii"),
         "root_path": root_path,
-        "path": root_path + _decode_path(raw_path),
+        "path": root_path + path,
         "raw_path": raw_path,
         "query_string": query,
         "headers": list(request.headers),

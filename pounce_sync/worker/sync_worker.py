@@ -73,6 +73,7 @@ class SyncWorker:
         "_seen_response",
         "_stopping",
         "_streaming_paths",
+        "_timed",
         "_turn",
         "_wsgi",
         "busy",
@@ -119,6 +120,8 @@ class SyncWorker:
         # Targets the worker answers itself; checked inline so most requests skip a call.
         self._local_targets = {self._health_target, self._metrics_target} - {None}
         self._access_log = ctx.access_log  # its format compiled once, for every worker
+        # Whether a request's start time is read at all: only metrics and the log use it.
+        self._timed = metrics is not None or ctx.access_log.enabled
         # Chosen once: only a format that shows response headers has them kept.
         keeps = ctx.access_log.keeps_response_headers
         self._cycle_type = HeaderKeepingCycle if keeps else HTTPCycle
@@ -311,9 +314,12 @@ class SyncWorker:
             if answered is not None:
                 return answered
         config = self.config
-        started = self._request_started = time.perf_counter()
-        if self.metrics is not None:
-            self.metrics.started()
+        if self._timed:
+            started = self._request_started = time.perf_counter()
+            if self.metrics is not None:
+                self.metrics.started()
+        else:
+            started = 0.0  # neither metrics nor the access log read it
         keep_alive = request.keep_alive and not self._stopping()
         fields = self._default_headers.get()
         request_id = find_or_make_request_id(request.headers) if config.request_id else None
@@ -330,8 +336,8 @@ class SyncWorker:
         )
         if self._wsgi is None:
             scope = self._scope(conn, request, request_id)
-            client = scope["client"]
             ok = self._run_app(scope, cycle)
+            client = scope["client"] if self._timed else None
         else:
             ok, client = self._wsgi.serve(conn, request, cycle, request_id)
         if self.metrics is not None:

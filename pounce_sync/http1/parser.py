@@ -5,7 +5,7 @@ where a message ends is a `ProtocolError` carrying the status to answer with.
 The parser never touches a socket, so the sync workers and the AsyncPool share it.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from . import _abnf
@@ -51,7 +51,15 @@ Field = tuple[bytes, bytes]
 Headers = tuple[Field, ...]
 SEEN_LINES = 512  # entries; a full memo is cleared, so a client of unique lines costs little
 SEEN_LINE_MAX = 512  # bytes: longer lines (big cookies) are parsed every time
-_PROXY_PREFIXES = (b"forwarded", b"x-forwarded-")
+KEEP_PER_HEAD = 2  # new lines kept per head (SeenFields.keep)
+# The proxy fields asgi/proxy.py reads: a head with one is marked `forwarded`.
+_PROXY_FIELDS = frozenset(
+    (b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host")
+)
+# The fields whose values the parser reads: a new line with one of these names makes it
+# look at every field of the head (_looked_at); seen lines hold none but framing ones.
+_LOOKED_AT = _FRAMING_FIELDS | _PROXY_FIELDS | frozenset((b"accept",))
+_FIELD_BYTES = _abnf.FIELD_LINE_BYTES
 
 
 class SeenFields:
@@ -74,14 +82,38 @@ class SeenFields:
         self.fields: dict[bytes, Field] = {}
         self.framing: dict[bytes, Field] = {}  # the framing lines of `fields`
 
-    def keep(self, line: bytes, field: Field, framing: bool) -> None:
-        fields = self.fields
-        if len(fields) >= SEEN_LINES:
-            fields.clear()
-            self.framing.clear()
-        fields[line] = field
-        if framing:
-            self.framing[line] = field
+    def keep(
+        self, lines: list[bytes], fields: list[Field], new: Iterable[int], bad_host: bool
+    ) -> None:
+        """Remember up to KEEP_PER_HEAD new lines of a head that parsed, but no proxy or
+        event-stream field (their flags come from the lines themselves), no invalid Host.
+
+        A few per head: a client's lines are all kept after a few requests, and a client
+        whose every line is new pays for a few dict stores, not for a dozen.
+        """
+        kept = self.fields
+        room = KEEP_PER_HEAD
+        for position in new:
+            line = lines[position]
+            field = fields[position]
+            name = field[0]
+            if name in _LOOKED_AT:
+                if name in _FRAMING_FIELDS:
+                    if bad_host and name == b"host":
+                        continue
+                elif name != b"accept" or field[1].find(_EVENT_STREAM) >= 0:
+                    continue
+            if len(line) > SEEN_LINE_MAX:
+                continue
+            if len(kept) >= SEEN_LINES:
+                kept.clear()
+                self.framing.clear()
+            kept[line] = field
+            if name in _FRAMING_FIELDS:
+                self.framing[line] = field
+            room -= 1
+            if not room:
+                return
 
 
 def _parse_fields(lines: list[bytes], limits: ParserLimits) -> Headers:
@@ -170,52 +202,79 @@ def parse_head(head: bytes, limits: ParserLimits, seen: SeenFields | None = None
     method, target, version = _parse_request_line(request_line, limits)
     if len(head) - len(request_line) > limits.max_header_bytes:
         raise ProtocolError(431, "request header block too large")
-    if len(lines) > limits.max_headers:
+    count = len(lines)
+    if count > limits.max_headers:
         raise ProtocolError(431, "too many header fields")
-    if seen is None:
-        fields: list[Field | None] = [None] * len(lines)
-        framing: list[Field] = []
-    else:  # two C-level passes: every line seen, and the framing lines among them
+    if seen is None or not seen.fields:
+        fields: list[Field | None] = [None] * count
+        misses = count
+    else:  # one C-level pass over the lines
         fields = list(map(seen.fields.get, lines))
-        framing = list(filter(None, map(seen.framing.get, lines)))
-    unseen_framing = event_stream = forwarded = bad_host = False
-    position = -1
-    for _ in range(fields.count(None)):  # the lines not seen before, in order
-        position = fields.index(None, position + 1)
+        misses = fields.count(None)
+    # Few new lines are checked one by one; more, with one C scan of the whole head:
+    # deleting every byte a field line may hold must leave exactly the CRLFs between
+    # the lines (no CTL, no bare CR or LF).
+    all_valid = misses > 2 and head.translate(None, _abnf.FIELD_LINE_BYTES) == _CRLF * count
+    looked_at = bad_host = False
+    new = range(count) if misses == count else _missing(fields, misses)
+    for position in new:
         line = lines[position]
-        field = fields[position] = _field(line)
-        name = field[0]
-        is_framing = name in _FRAMING_FIELDS
-        if is_framing:
-            unseen_framing = True
-            if name == b"host" and _abnf.HOST.fullmatch(field[1]) is None:
+        # A name in KNOWN_NAMES is a token by construction: with `: ` and only bytes a
+        # field line may hold, the line needs no regex; any other is matched to the grammar.
+        name, sep, value = line.partition(b": ")
+        if sep and name in KNOWN_NAMES and (all_valid or not line.translate(None, _FIELD_BYTES)):
+            field = fields[position] = (name.lower(), value.strip(b" \t"))  # no copy without OWS
+        else:
+            field = fields[position] = _checked_field(line)
+        if field[0] in _LOOKED_AT:
+            looked_at = True
+            if field[0] == b"host" and _abnf.HOST.fullmatch(field[1]) is None:
                 bad_host = True  # refused by _build_request, after the count of Hosts
-                continue
-        elif name.startswith(_PROXY_PREFIXES):
-            forwarded = True
-            continue
-        elif name == b"accept" and field[1].find(_EVENT_STREAM) >= 0:
-            event_stream = True
-            continue
-        if seen is not None and len(line) <= SEEN_LINE_MAX:
-            seen.keep(line, field, is_framing)
-    if unseen_framing:  # in field order, as the duplicates rules need them
-        framing = [field for field in fields if field[0] in _FRAMING_FIELDS]  # type: ignore[index]
     headers: Headers = tuple(fields)  # type: ignore[arg-type]  # every None was filled
+    if looked_at:  # a new line the parser reads: look at every field, in order
+        framing, event_stream, forwarded = _looked_at(headers)
+    else:  # the seen lines hold no proxy or event-stream field; their framing ones:
+        framing = list(filter(None, map(seen.framing.get, lines))) if seen else []
+        event_stream = forwarded = False
+    if seen is not None and misses:
+        seen.keep(lines, fields, new, bad_host)  # type: ignore[arg-type]
     return _build_request(
         method, target, version, headers, framing, event_stream, forwarded, bad_host
     )
 
 
-def _field(line: bytes) -> Field:
-    """One field line: (lower-cased name, value without OWS), or ProtocolError.
+def _missing(fields: list[Field | None], misses: int) -> list[int]:
+    """The positions of the `misses` Nones in `fields`."""
+    positions = []
+    position = -1
+    for _ in range(misses):
+        position = fields.index(None, position + 1)
+        positions.append(position)
+    return positions
 
-    A name in KNOWN_NAMES is a token by construction, so a line with one, `: ` and only
-    bytes a field line may hold needs no regex; any other line is matched against the grammar.
-    """
+
+def _looked_at(headers: Headers) -> tuple[list[Field], bool, bool]:
+    """The framing fields in order, whether Accept names an event stream, and whether
+    a proxy field is there."""
+    framing = []
+    event_stream = forwarded = False
+    for field in headers:
+        name = field[0]
+        if name in _LOOKED_AT:
+            if name in _FRAMING_FIELDS:
+                framing.append(field)
+            elif name == b"accept":
+                event_stream = event_stream or field[1].find(_EVENT_STREAM) >= 0
+            else:
+                forwarded = True
+    return framing, event_stream, forwarded
+
+
+def _field(line: bytes) -> Field:
+    """One field line on its own: (lower-cased name, value without OWS), or ProtocolError."""
     name, sep, value = line.partition(b": ")
-    if sep and name in KNOWN_NAMES and not line.translate(None, _abnf.FIELD_LINE_BYTES):
-        return name.lower(), value.strip(b" \t")  # strip: no copy without OWS
+    if sep and name in KNOWN_NAMES and not line.translate(None, _FIELD_BYTES):
+        return name.lower(), value.strip(b" \t")
     return _checked_field(line)
 
 

@@ -8,8 +8,14 @@ import random
 
 import pytest
 
-from pounce_sync.http1 import ParserLimits, ProtocolError, Request, parse_head
-from pounce_sync.http1.parser import SEEN_LINE_MAX, SEEN_LINES, RequestParser, SeenFields
+from pounce_sync.http1 import EndOfMessage, ParserLimits, ProtocolError, Request, parse_head
+from pounce_sync.http1.parser import (
+    KEEP_PER_HEAD,
+    SEEN_LINE_MAX,
+    SEEN_LINES,
+    RequestParser,
+    SeenFields,
+)
 from tests.fuzz_mutations import SEEDS, mutate, seed_from_env
 
 LIMITS = ParserLimits()
@@ -39,12 +45,23 @@ def test_mutated_heads_parse_the_same_with_and_without_seen_lines() -> None:
         assert len(seen.fields) <= SEEN_LINES
 
 
-def test_a_seen_line_is_taken_as_it_was_parsed() -> None:
+def test_a_client_s_lines_are_all_kept_after_a_few_requests() -> None:
     seen = SeenFields()
     first = parse_head(BROWSER, LIMITS, seen)
-    assert b"User-Agent: Mozilla/5.0 (X11; Linux x86_64)" in seen.fields
+    assert len(seen.fields) == KEEP_PER_HEAD  # a few new lines per head, in order
+    assert list(seen.fields) == BROWSER.split(b"\r\n")[1 : 1 + KEEP_PER_HEAD]
+    for _ in range(7):
+        parse_head(BROWSER, LIMITS, seen)
+    assert set(seen.fields) == set(BROWSER.split(b"\r\n")[1:])
     second = parse_head(BROWSER.replace(b"v=1", b"v=2"), LIMITS, seen)
     assert second.headers == first.headers and second.target == b"/item/1?v=2"
+
+
+def test_a_head_of_new_lines_keeps_only_a_few() -> None:
+    seen = SeenFields()
+    lines = [b"X-%d: %d" % (n, n) for n in range(20)]
+    parse_head(b"\r\n".join([b"GET / HTTP/1.1", b"Host: a", *lines]), LIMITS, seen)
+    assert len(seen.fields) == KEEP_PER_HEAD
 
 
 @pytest.mark.parametrize(
@@ -136,7 +153,9 @@ def test_the_memo_is_bounded() -> None:
 def test_the_request_parser_uses_the_memo_it_is_given() -> None:
     parser = RequestParser(LIMITS)
     parser.seen = seen = SeenFields()
-    parser.feed(BROWSER + b"\r\n\r\n")
-    event = parser.next_event()
-    assert type(event) is Request
+    for _ in range(8):
+        parser.feed(BROWSER + b"\r\n\r\n")
+        assert type(parser.next_event()) is Request
+        assert parser.next_event() == EndOfMessage()
+        parser.start_next_cycle()
     assert b"Accept-Encoding: gzip, br" in seen.fields

@@ -41,6 +41,7 @@ import browser_head
 from pounce_sync.asgi.proxy import parse_trusted
 from pounce_sync.config import Config
 from pounce_sync.http1 import RequestParser, ResponseWriter, parse_head
+from pounce_sync.http1.parser import SeenFields
 from pounce_sync.observe.access_log import AccessLog
 from pounce_sync.server.runtime import gil_enabled
 from pounce_sync.worker.asgi_http import HTTPCycle
@@ -85,6 +86,9 @@ class Rig:
         )
         self.worker = SyncWorker(self.ctx)
         self.worker._driver = make_driver(self.config.coroutine_driver)  # as run() does
+        # The worker thread's memos of seen lines, made on this thread as run() makes them.
+        self.worker._seen_fields = self.seen_fields = SeenFields()
+        self.worker._seen_response = self.seen_response = {}
         self.conn = self.ctx.open_connection(sock, addr, Listener(self.listener, "http", None))
         self.conn.requests = 1  # between keep-alive requests, as in a measured run
         host = f"{HOST}:{port}"
@@ -94,6 +98,7 @@ class Rig:
             self.heads = [f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()] * calls
         parser = RequestParser(self.ctx.limits)  # one connection's parser, as served
         self.requests = [_parsed(parser, head) for head in self.heads]
+        self.conn.parser.seen = self.seen_fields  # as SyncWorker._serve sets it
 
     def send(self, i: int) -> None:
         """The client's request `i`, in the server socket's receive queue on return."""
@@ -110,7 +115,9 @@ class Rig:
 
     def cycle(self, i: int) -> HTTPCycle:
         request = self.requests[i]
-        writer = ResponseWriter(request, True, self.worker._default_headers.get())
+        writer = ResponseWriter(
+            request, True, self.worker._default_headers.get(), self.seen_response
+        )
         return HTTPCycle(self.conn, request, writer, self.config.max_body_size, self.ctx.stopping)
 
     def close(self) -> None:
@@ -175,6 +182,7 @@ def read(rig: Rig, calls: int) -> list[int]:
 
     def fresh_parser(i: int) -> None:
         conn.parser = RequestParser(rig.ctx.limits)
+        conn.parser.seen = rig.seen_fields
 
     return timed(calls, lambda i: conn.read_ready(), prepare=rig.send, after=fresh_parser)
 
@@ -195,8 +203,8 @@ def parse(rig: Rig, calls: int) -> list[int]:
 
 
 def parse_head_alone(rig: Rig, calls: int) -> list[int]:
-    heads, limits = [head[:-4] for head in rig.heads], rig.ctx.limits
-    return timed(calls, lambda i: parse_head(heads[i], limits))
+    heads, limits, seen = [head[:-4] for head in rig.heads], rig.ctx.limits, rig.seen_fields
+    return timed(calls, lambda i: parse_head(heads[i], limits, seen))
 
 
 def fields(rig: Rig, calls: int) -> list[int]:
@@ -250,7 +258,8 @@ def response_start(rig: Rig, calls: int) -> list[int]:
     headers = apps._start(apps.TEXT, len(apps.HELLO_BODY))["headers"]  # as apps.hello sends
 
     def prepare(i: int) -> None:
-        writers[0] = ResponseWriter(rig.requests[i], True, rig.worker._default_headers.get())
+        fields = rig.worker._default_headers.get()
+        writers[0] = ResponseWriter(rig.requests[i], True, fields, rig.seen_response)
 
     return timed(calls, lambda i: writers[0].start(200, headers), prepare=prepare)
 
@@ -261,7 +270,7 @@ def response_head(rig: Rig, calls: int) -> list[int]:
 
     def prepare(i: int) -> None:
         fields = rig.worker._default_headers.get()
-        writer = writers[0] = ResponseWriter(rig.requests[i], True, fields)
+        writer = writers[0] = ResponseWriter(rig.requests[i], True, fields, rig.seen_response)
         writer.start(200, headers)
 
     return timed(calls, lambda i: writers[0].body(apps.HELLO_BODY, False), prepare=prepare)
